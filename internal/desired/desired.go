@@ -1,0 +1,345 @@
+// Package desired turns an AwsKubeflowProfiles spec and a few facts about the
+// cluster into the IAM and Kubernetes objects that should exist. It does no
+// I/O: everything it returns is computed from its arguments, sorted, so that
+// comparing it with what exists yields stable diffs.
+package desired
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/policy"
+)
+
+// ErrInvalidSpec marks a spec that cannot be applied. Nothing derived from it
+// may be sent to AWS.
+var ErrInvalidSpec = errors.New("invalid spec")
+
+// MaxInlinePoliciesSize is IAM's limit on the total size of a role's inline
+// policies, whitespace not counted.
+const MaxInlinePoliciesSize = 10240
+
+// ClusterFacts are what the spec may leave to discovery.
+type ClusterFacts struct {
+	// AccountID is the 12-digit account of the IAM resources.
+	AccountID string
+	// IssuerURL is the cluster's service-account issuer, https://...
+	IssuerURL string
+}
+
+// State is everything the operator should make exist for one spec.
+type State struct {
+	Owner     Owner
+	Partition string
+	IssuerURL string
+
+	OIDCProvider     OIDCProvider
+	ControllerPolicy ManagedPolicy
+	ControllerRole   Role
+	// ControllerServiceAccount gets the role annotation.
+	ControllerServiceAccount types.NamespacedName
+	// ControllerDeployment is restarted when the annotation changes; nil when
+	// restarts are turned off.
+	ControllerDeployment *types.NamespacedName
+
+	// Profiles are sorted by name.
+	Profiles []Profile
+}
+
+// OIDCProvider is the IAM OIDC identity provider for the cluster's issuer.
+type OIDCProvider struct {
+	URL         string
+	ARN         string
+	ClientIDs   []string
+	Thumbprints []string
+	Tags        map[string]string
+}
+
+// ManagedPolicy is a customer managed IAM policy.
+type ManagedPolicy struct {
+	Name     string
+	ARN      string
+	Document policy.Document
+	Tags     map[string]string
+}
+
+// Role is an IAM role with its trust and permissions.
+type Role struct {
+	Name                   string
+	Path                   string
+	ARN                    string
+	Description            string
+	Trust                  policy.Document
+	PermissionsBoundaryARN string
+	// MaxSessionDuration in seconds; 0 leaves IAM's default of one hour.
+	MaxSessionDuration int32
+	// ManagedPolicyARNs are sorted.
+	ManagedPolicyARNs []string
+	// InlinePolicies by name.
+	InlinePolicies map[string]policy.Document
+	Tags           map[string]string
+}
+
+// Profile is one Kubeflow Profile and its role.
+type Profile struct {
+	Name              string
+	Owner             v1alpha1.ProfileOwner
+	ResourceQuotaSpec *corev1.ResourceQuotaSpec
+	AdoptExisting     bool
+	Role              Role
+}
+
+// Build computes the desired state of the AwsKubeflowProfiles named name.
+// Errors wrap ErrInvalidSpec and name the field to fix.
+func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFacts) (State, error) {
+	if !accountPattern(facts.AccountID) {
+		return State{}, fmt.Errorf("%w: account ID %q is not 12 digits", ErrInvalidSpec, facts.AccountID)
+	}
+	if !strings.HasPrefix(facts.IssuerURL, "https://") {
+		return State{}, fmt.Errorf("%w: OIDC issuer %q is not an https URL; set spec.cluster.oidcIssuerURL", ErrInvalidSpec, facts.IssuerURL)
+	}
+	owner := Owner{Name: name, Cluster: spec.Cluster.Name}
+	arns := arnBuilder{partition: Partition(spec.Cluster.Region), account: facts.AccountID}
+	tags := func(extra ...string) map[string]string {
+		t := OwnershipTags(owner, spec.IAM.Tags)
+		for i := 0; i+1 < len(extra); i += 2 {
+			t[extra[i]] = extra[i+1]
+		}
+		return t
+	}
+	issuer := strings.TrimSuffix(facts.IssuerURL, "/")
+	quotas := quotasOf(spec.IAM.Quotas)
+
+	st := State{Owner: owner, Partition: arns.partition, IssuerURL: issuer}
+	st.OIDCProvider = OIDCProvider{
+		URL:         issuer,
+		ARN:         arns.oidcProvider(issuer),
+		ClientIDs:   []string{policy.Audience},
+		Thumbprints: sortedCopy(spec.OIDCProvider.Thumbprints),
+		Tags:        tags(),
+	}
+
+	rolePath := spec.IAM.RolePath
+	if rolePath == "" {
+		rolePath = DefaultRolePath(spec.Cluster.Name)
+	}
+	if rolePath == "/" {
+		return State{}, fmt.Errorf("%w: spec.iam.rolePath must not be /, the profile controller's policy is scoped to it", ErrInvalidSpec)
+	}
+
+	pc := spec.ProfileController
+	policyName := defaultString(pc.PolicyName, "kf-profile-controller-policy")
+	st.ControllerPolicy = ManagedPolicy{
+		Name:     policyName,
+		ARN:      arns.policy(policyName),
+		Document: ControllerPolicyDocument(arns.rolePattern(rolePath)),
+		Tags:     tags(),
+	}
+	sa := types.NamespacedName{
+		Namespace: defaultString(pc.ServiceAccount.Namespace, "kubeflow"),
+		Name:      defaultString(pc.ServiceAccount.Name, "profiles-controller-service-account"),
+	}
+	st.ControllerServiceAccount = sa
+	roleName := defaultString(pc.RoleName, ControllerRoleName(spec.Cluster.Name))
+	st.ControllerRole = Role{
+		Name:                   roleName,
+		Path:                   "/",
+		ARN:                    arns.role("/", roleName),
+		Description:            fmt.Sprintf("IRSA of Kubeflow's profile controller (%s) in EKS cluster %s", sa, spec.Cluster.Name),
+		Trust:                  policy.WebIdentityTrust(st.OIDCProvider.ARN, issuer, policy.ServiceAccountSubject(sa.Namespace, sa.Name)),
+		PermissionsBoundaryARN: spec.IAM.PermissionsBoundaryARN,
+		ManagedPolicyARNs:      []string{st.ControllerPolicy.ARN},
+		InlinePolicies:         map[string]policy.Document{},
+		Tags:                   tags(),
+	}
+	if err := checkTrustSize(st.ControllerRole, quotas, "spec.profileController"); err != nil {
+		return State{}, err
+	}
+	if pc.RestartOnRoleChange == nil || *pc.RestartOnRoleChange {
+		st.ControllerDeployment = &types.NamespacedName{
+			Namespace: defaultString(pc.Deployment.Namespace, "kubeflow"),
+			Name:      defaultString(pc.Deployment.Name, "profiles-deployment"),
+		}
+	}
+
+	usedBy := map[string]string{roleName: "spec.profileController"}
+	for i, p := range spec.Profiles {
+		field := fmt.Sprintf("spec.profiles[%d] (%s)", i, p.Name)
+		prof, err := buildProfile(p, spec, field, quotas, func(role *Role) {
+			role.Path = rolePath
+			role.ARN = arns.role(rolePath, role.Name)
+			role.Trust = policy.WebIdentityTrust(st.OIDCProvider.ARN, issuer, policy.ServiceAccountSubject(p.Name, KubeflowEditorServiceAccount))
+			role.Tags = tags(TagProfile, p.Name)
+		})
+		if err != nil {
+			return State{}, err
+		}
+		if other, taken := usedBy[prof.Role.Name]; taken {
+			return State{}, fmt.Errorf("%w: %s and %s both use role name %q; set a distinct spec.profiles[].roleName", ErrInvalidSpec, other, field, prof.Role.Name)
+		}
+		usedBy[prof.Role.Name] = field
+		st.Profiles = append(st.Profiles, prof)
+	}
+	slices.SortFunc(st.Profiles, func(a, b Profile) int { return strings.Compare(a.Name, b.Name) })
+	return st, nil
+}
+
+// KubeflowEditorServiceAccount is the service account that Kubeflow runs
+// notebooks and pipelines as in a profile namespace.
+const KubeflowEditorServiceAccount = "default-editor"
+
+// ControllerPolicyDocument allows the profile controller to read roles and
+// edit their trust, and only for roles matching rolePatterns.
+func ControllerPolicyDocument(rolePatterns ...string) policy.Document {
+	return policy.Document{
+		Version: policy.Version2012,
+		Statement: []policy.Statement{{
+			Sid:      "EditProfileRoleTrust",
+			Effect:   policy.Allow,
+			Action:   policy.Values{"iam:GetRole", "iam:UpdateAssumeRolePolicy"},
+			Resource: append(policy.Values{}, rolePatterns...),
+		}},
+	}
+}
+
+func buildProfile(p v1alpha1.ProfileSpec, spec v1alpha1.AwsKubeflowProfilesSpec, field string, quotas v1alpha1.IAMQuotas, finish func(*Role)) (Profile, error) {
+	defaults := spec.ProfileDefaults
+	role := Role{
+		Name:                   defaultString(p.RoleName, ProfileRoleName(p.Name, spec.Cluster.Name)),
+		Description:            fmt.Sprintf("Kubeflow profile %s in EKS cluster %s", p.Name, spec.Cluster.Name),
+		PermissionsBoundaryARN: spec.IAM.PermissionsBoundaryARN,
+		ManagedPolicyARNs:      union(defaults.ManagedPolicyARNs, p.ManagedPolicyARNs),
+		InlinePolicies:         map[string]policy.Document{},
+	}
+	if d := firstNonNil(p.MaxSessionDurationSeconds, defaults.MaxSessionDurationSeconds); d != nil {
+		role.MaxSessionDuration = *d
+	}
+	if n := len(role.ManagedPolicyARNs); n > int(quotas.ManagedPoliciesPerRole) {
+		return Profile{}, fmt.Errorf("%w: %s would have %d managed policies attached, more than the quota of %d; remove some or raise spec.iam.quotas.managedPoliciesPerRole after raising the quota in Service Quotas",
+			ErrInvalidSpec, field, n, quotas.ManagedPoliciesPerRole)
+	}
+	inline := map[string]v1alpha1.InlinePolicy{}
+	for _, ip := range defaults.InlinePolicies {
+		inline[ip.Name] = ip
+	}
+	for _, ip := range p.InlinePolicies {
+		inline[ip.Name] = ip
+	}
+	size := 0
+	for name, ip := range inline {
+		doc, err := policy.Parse(string(ip.Document.Raw))
+		if err != nil {
+			return Profile{}, fmt.Errorf("%w: inline policy %q of %s: %v", ErrInvalidSpec, name, field, err)
+		}
+		role.InlinePolicies[name] = doc
+		size += doc.Size()
+	}
+	if size > MaxInlinePoliciesSize {
+		return Profile{}, fmt.Errorf("%w: the inline policies of %s total %d characters, more than IAM's %d per role; move permissions into managed policies",
+			ErrInvalidSpec, field, size, MaxInlinePoliciesSize)
+	}
+	finish(&role)
+	if err := checkTrustSize(role, quotas, field); err != nil {
+		return Profile{}, err
+	}
+	quota := p.ResourceQuotaSpec
+	if quota == nil && defaults.ResourceQuotaSpec != nil {
+		quota = defaults.ResourceQuotaSpec.DeepCopy()
+	}
+	owner := p.Owner
+	if owner.Kind == "" {
+		owner.Kind = "User"
+	}
+	return Profile{Name: p.Name, Owner: owner, ResourceQuotaSpec: quota, AdoptExisting: p.AdoptExisting, Role: role}, nil
+}
+
+func checkTrustSize(role Role, quotas v1alpha1.IAMQuotas, field string) error {
+	if n := role.Trust.Size(); n > int(quotas.RoleTrustPolicySize) {
+		return fmt.Errorf("%w: the trust policy of role %s (%s) would be %d characters, more than the quota of %d; shorten the names or raise spec.iam.quotas.roleTrustPolicySize after raising the quota in Service Quotas",
+			ErrInvalidSpec, role.Name, field, n, quotas.RoleTrustPolicySize)
+	}
+	return nil
+}
+
+func quotasOf(q v1alpha1.IAMQuotas) v1alpha1.IAMQuotas {
+	if q.ManagedPoliciesPerRole == 0 {
+		q.ManagedPoliciesPerRole = 10
+	}
+	if q.RoleTrustPolicySize == 0 {
+		q.RoleTrustPolicySize = 2048
+	}
+	return q
+}
+
+// Partition is the AWS partition of a region.
+func Partition(region string) string {
+	for _, p := range []struct{ prefix, partition string }{
+		{"cn-", "aws-cn"},
+		{"us-gov-", "aws-us-gov"},
+		{"us-isob-", "aws-iso-b"},
+		{"us-isof-", "aws-iso-f"},
+		{"eu-isoe-", "aws-iso-e"},
+		{"us-iso-", "aws-iso"},
+	} {
+		if strings.HasPrefix(region, p.prefix) {
+			return p.partition
+		}
+	}
+	return "aws"
+}
+
+type arnBuilder struct{ partition, account string }
+
+func (a arnBuilder) iam(resource string) string {
+	return "arn:" + a.partition + ":iam::" + a.account + ":" + resource
+}
+func (a arnBuilder) oidcProvider(issuer string) string {
+	return a.iam("oidc-provider/" + policy.IssuerHost(issuer))
+}
+func (a arnBuilder) policy(name string) string      { return a.iam("policy/" + name) }
+func (a arnBuilder) role(path, name string) string  { return a.iam("role" + path + name) }
+func (a arnBuilder) rolePattern(path string) string { return a.iam("role" + path + "*") }
+
+func accountPattern(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func defaultString(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func firstNonNil[T any](v ...*T) *T {
+	for _, p := range v {
+		if p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func union(a, b []string) []string {
+	return sortedCopy(append(slices.Clone(a), b...))
+}

@@ -1,0 +1,44 @@
+package desired
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// MaxRoleNameLength is IAM's limit on role names.
+const MaxRoleNameLength = 64
+
+// hashLength is the number of hex digits of the suffix that keeps shortened
+// names unique.
+const hashLength = 8
+
+// ProfileRoleName is the role name of a profile, <profile>-<cluster>-role as
+// in the Kubeflow on AWS guide, shortened when IAM would refuse it.
+func ProfileRoleName(profile, cluster string) string {
+	return Shorten(profile+"-"+cluster+"-role", MaxRoleNameLength)
+}
+
+// ControllerRoleName is the default role name of the profile controller.
+func ControllerRoleName(cluster string) string {
+	return Shorten("kf-profile-controller-"+cluster+"-role", MaxRoleNameLength)
+}
+
+// DefaultRolePath is the IAM path of profile roles when the spec sets none.
+func DefaultRolePath(cluster string) string {
+	return "/kubeflow/" + cluster + "/"
+}
+
+// Shorten returns name unchanged when it fits in limit; otherwise it keeps as
+// much of the start as fits before a dash and the first hex digits of the
+// SHA-256 of the whole name, so the result is stable and two long names that
+// share a prefix still differ.
+func Shorten(name string, limit int) string {
+	if len(name) <= limit {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	suffix := "-" + hex.EncodeToString(sum[:])[:hashLength]
+	prefix := strings.TrimRight(name[:limit-len(suffix)], "-_.")
+	return prefix + suffix
+}

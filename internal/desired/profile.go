@@ -1,0 +1,137 @@
+package desired
+
+import (
+	"encoding/json"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// ProfileGVK is the Kubeflow Profile kind.
+var ProfileGVK = schema.GroupVersionKind{Group: "kubeflow.org", Version: "v1", Kind: "Profile"}
+
+// ProfileListGVK is the list kind of Kubeflow Profiles.
+var ProfileListGVK = schema.GroupVersionKind{Group: "kubeflow.org", Version: "v1", Kind: "ProfileList"}
+
+// PluginKindAwsIam is the kind of Kubeflow's IRSA plugin in spec.plugins.
+const PluginKindAwsIam = "AwsIamForServiceAccount"
+
+// AnnotationAdopted marks a Profile the operator took over; it is never
+// deleted by the operator.
+const AnnotationAdopted = "kubeflow.aws/adopted"
+
+// NewProfileObject is an empty Kubeflow Profile to read into.
+func NewProfileObject() *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(ProfileGVK)
+	return u
+}
+
+// NewProfileList is an empty list of Kubeflow Profiles to read into.
+func NewProfileList() *unstructured.UnstructuredList {
+	l := &unstructured.UnstructuredList{}
+	l.SetGroupVersionKind(ProfileListGVK)
+	return l
+}
+
+// ProfileObject is the Kubeflow Profile the operator applies for p: its
+// owner, its quota and the AwsIamForServiceAccount plugin naming roleARN.
+// annotateOnly tells Kubeflow's profile controller to stop editing the
+// role's trust, which the operator sets before it lets go of a Profile.
+func ProfileObject(p Profile, owner, roleARN string, annotateOnly, adopted bool) *unstructured.Unstructured {
+	pluginSpec := map[string]any{"awsIamRole": roleARN}
+	if annotateOnly {
+		pluginSpec["annotateOnly"] = true
+	}
+	spec := map[string]any{
+		"owner": map[string]any{
+			"apiGroup": "rbac.authorization.k8s.io",
+			"kind":     p.Owner.Kind,
+			"name":     p.Owner.Name,
+		},
+		"plugins": []any{map[string]any{"kind": PluginKindAwsIam, "spec": pluginSpec}},
+	}
+	if p.ResourceQuotaSpec != nil {
+		quota, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p.ResourceQuotaSpec)
+		if err == nil {
+			spec["resourceQuotaSpec"] = quota
+		}
+	}
+	u := NewProfileObject()
+	u.SetName(p.Name)
+	u.SetLabels(map[string]string{LabelOwner: owner})
+	if adopted {
+		u.SetAnnotations(map[string]string{AnnotationAdopted: "true"})
+	}
+	u.Object["spec"] = spec
+	return u
+}
+
+// ProfileMatches reports whether an existing Profile already has every field
+// that want sets, so applying want would change nothing.
+func ProfileMatches(have, want *unstructured.Unstructured) bool {
+	for k, v := range want.GetLabels() {
+		if have.GetLabels()[k] != v {
+			return false
+		}
+	}
+	for k, v := range want.GetAnnotations() {
+		if have.GetAnnotations()[k] != v {
+			return false
+		}
+	}
+	haveSpec, _, _ := unstructured.NestedMap(have.Object, "spec")
+	wantSpec, _, _ := unstructured.NestedMap(want.Object, "spec")
+	for k, v := range wantSpec {
+		if !equality.Semantic.DeepEqual(normalize(haveSpec[k]), normalize(v)) {
+			return false
+		}
+	}
+	_, haveQuota := haveSpec["resourceQuotaSpec"]
+	_, wantQuota := wantSpec["resourceQuotaSpec"]
+	return haveQuota == wantQuota
+}
+
+// normalize round-trips a value through JSON so that int64 and float64
+// numbers, and typed and untyped maps, compare equal.
+func normalize(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return v
+	}
+	return out
+}
+
+// ProfileOwnedBy reports whether the operator object owner manages the
+// Profile.
+func ProfileOwnedBy(u *unstructured.Unstructured, owner string) bool {
+	return u.GetLabels()[LabelOwner] == owner
+}
+
+// ProfileAdopted reports whether the Profile was adopted rather than created.
+func ProfileAdopted(u *unstructured.Unstructured) bool {
+	return u.GetAnnotations()[AnnotationAdopted] == "true"
+}
+
+// ProfilePlugin returns the role ARN and annotateOnly flag of the Profile's
+// AwsIamForServiceAccount plugin.
+func ProfilePlugin(u *unstructured.Unstructured) (roleARN string, annotateOnly, found bool) {
+	plugins, _, _ := unstructured.NestedSlice(u.Object, "spec", "plugins")
+	for _, p := range plugins {
+		m, ok := p.(map[string]any)
+		if !ok || m["kind"] != PluginKindAwsIam {
+			continue
+		}
+		spec, _ := m["spec"].(map[string]any)
+		arn, _ := spec["awsIamRole"].(string)
+		only, _ := spec["annotateOnly"].(bool)
+		return arn, only, true
+	}
+	return "", false, false
+}

@@ -1,0 +1,243 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ActionAssumeRoleWithWebIdentity is the action a pod's SDK performs with its
+// projected service-account token.
+const ActionAssumeRoleWithWebIdentity = "sts:AssumeRoleWithWebIdentity"
+
+// Request is what a trust policy is evaluated against: an action, the
+// principal that performs it and the request context (condition keys, with
+// lower- or mixed-case names, and their values).
+type Request struct {
+	Action        string
+	PrincipalType string
+	PrincipalID   string
+	Context       map[string][]string
+}
+
+// WebIdentityRequest is the request STS evaluates when a token from issuer
+// (with or without https://) is exchanged for a role through the IAM OIDC
+// provider providerARN.
+func WebIdentityRequest(providerARN, issuer, subject string, audiences []string) Request {
+	host := IssuerHost(issuer)
+	return Request{
+		Action:        ActionAssumeRoleWithWebIdentity,
+		PrincipalType: "Federated",
+		PrincipalID:   providerARN,
+		Context: map[string][]string{
+			host + ":sub": {subject},
+			host + ":aud": audiences,
+		},
+	}
+}
+
+// Decision is the outcome of an evaluation with the reason for it.
+type Decision struct {
+	Allowed bool
+	Reason  string
+}
+
+// Evaluate decides a request the way IAM does for a role's trust policy: an
+// explicit Deny wins, otherwise an Allow whose action, principal and
+// conditions all match allows, otherwise the request is implicitly denied.
+// A condition operator this evaluator does not know yields an error rather
+// than a guess.
+func Evaluate(doc Document, req Request) (Decision, error) {
+	allowedBy := -1
+	for i, s := range doc.Statement {
+		applies, err := s.applies(req)
+		if err != nil {
+			return Decision{}, fmt.Errorf("statement %d: %w", i, err)
+		}
+		if !applies {
+			continue
+		}
+		if s.Effect == Deny {
+			return Decision{Reason: fmt.Sprintf("explicitly denied by statement %d", i)}, nil
+		}
+		if allowedBy < 0 {
+			allowedBy = i
+		}
+	}
+	if allowedBy < 0 {
+		return Decision{Reason: "no statement allows the request"}, nil
+	}
+	return Decision{Allowed: true, Reason: fmt.Sprintf("allowed by statement %d", allowedBy)}, nil
+}
+
+func (s Statement) applies(req Request) (bool, error) {
+	if len(s.Action) > 0 && !matchesAny(s.Action, req.Action, true) {
+		return false, nil
+	}
+	if len(s.NotAction) > 0 && matchesAny(s.NotAction, req.Action, true) {
+		return false, nil
+	}
+	if s.Principal != nil && !principalMatches(s.Principal, req) {
+		return false, nil
+	}
+	if s.NotPrincipal != nil && principalMatches(s.NotPrincipal, req) {
+		return false, nil
+	}
+	return conditionsMatch(s.Condition, req.Context)
+}
+
+func principalMatches(p Principal, req Request) bool {
+	if contains(p["AWS"], "*") {
+		return true
+	}
+	return contains(p[req.PrincipalType], req.PrincipalID)
+}
+
+func conditionsMatch(conds Conditions, ctx map[string][]string) (bool, error) {
+	lower := make(map[string][]string, len(ctx))
+	for k, v := range ctx {
+		lower[strings.ToLower(k)] = v
+	}
+	for op, keys := range conds {
+		for key, want := range keys {
+			ok, err := conditionMatches(op, want, lower[strings.ToLower(key)], hasKey(lower, key))
+			if err != nil {
+				return false, fmt.Errorf("condition %s on %s: %w", op, key, err)
+			}
+			if !ok {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+func hasKey(ctx map[string][]string, key string) bool {
+	_, ok := ctx[strings.ToLower(key)]
+	return ok
+}
+
+// conditionMatches evaluates one operator on one key. Policy values are ORed.
+// Without a set prefix, a multi-valued context key matches when any of its
+// values does.
+func conditionMatches(op string, want Values, got []string, present bool) (bool, error) {
+	if op == "Null" {
+		if len(want) != 1 || (want[0] != "true" && want[0] != "false") {
+			return false, fmt.Errorf("Null takes true or false")
+		}
+		return (want[0] == "true") == !present, nil
+	}
+	set := ""
+	if before, after, found := strings.Cut(op, ":"); found {
+		set, op = before, after
+		if set != "ForAnyValue" && set != "ForAllValues" {
+			return false, fmt.Errorf("unsupported set operator %q", set)
+		}
+	}
+	ifExists := strings.HasSuffix(op, "IfExists")
+	op = strings.TrimSuffix(op, "IfExists")
+	match, negated, err := stringOperator(op)
+	if err != nil {
+		return false, err
+	}
+	if !present {
+		// A missing key matches negated operators, IfExists and ForAllValues
+		// (vacuously) and nothing else.
+		return negated || ifExists || set == "ForAllValues", nil
+	}
+	one := func(v string) bool {
+		for _, w := range want {
+			if match(w, v) {
+				return true
+			}
+		}
+		return false
+	}
+	switch set {
+	case "ForAllValues":
+		for _, v := range got {
+			if one(v) == negated {
+				return false, nil
+			}
+		}
+		return true, nil
+	default: // ForAnyValue and single-valued use
+		any := false
+		for _, v := range got {
+			if one(v) {
+				any = true
+				break
+			}
+		}
+		return any != negated, nil
+	}
+}
+
+// stringOperator returns the comparison of a string condition operator and
+// whether the operator is negated.
+func stringOperator(op string) (func(pattern, value string) bool, bool, error) {
+	switch op {
+	case "StringEquals":
+		return func(w, v string) bool { return w == v }, false, nil
+	case "StringNotEquals":
+		return func(w, v string) bool { return w == v }, true, nil
+	case "StringEqualsIgnoreCase":
+		return strings.EqualFold, false, nil
+	case "StringNotEqualsIgnoreCase":
+		return strings.EqualFold, true, nil
+	case "StringLike":
+		return globMatch, false, nil
+	case "StringNotLike":
+		return globMatch, true, nil
+	default:
+		return nil, false, fmt.Errorf("unsupported condition operator %q", op)
+	}
+}
+
+// globMatch is IAM's wildcard matching: * is any run of characters ("/"
+// included), ? exactly one, everything else literal.
+func globMatch(pattern, value string) bool {
+	p, v := []rune(pattern), []rune(value)
+	pi, vi := 0, 0
+	star, resume := -1, 0
+	for vi < len(v) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == v[vi]):
+			pi++
+			vi++
+		case pi < len(p) && p[pi] == '*':
+			star, resume = pi, vi
+			pi++
+		case star >= 0:
+			pi = star + 1
+			resume++
+			vi = resume
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+func matchesAny(patterns Values, value string, foldCase bool) bool {
+	for _, p := range patterns {
+		if foldCase {
+			p, value = strings.ToLower(p), strings.ToLower(value)
+		}
+		if globMatch(p, value) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(v Values, s string) bool {
+	for _, e := range v {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}

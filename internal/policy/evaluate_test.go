@@ -1,0 +1,171 @@
+package policy_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/awskubeflowprofiles/operator/internal/policy"
+)
+
+const (
+	issuer      = "https://oidc.eks.us-west-2.amazonaws.com/id/ABC"
+	providerARN = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC"
+)
+
+func TestEvaluateProfileTrust(t *testing.T) {
+	trust := policy.WebIdentityTrust(providerARN, issuer, policy.ServiceAccountSubject("team-a", "default-editor"))
+	cases := map[string]struct {
+		req   policy.Request
+		allow bool
+	}{
+		"the profile's default-editor with the STS audience": {
+			req: policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:team-a:default-editor", []string{"sts.amazonaws.com"}), allow: true,
+		},
+		"default-editor of another profile": {
+			req: policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:team-b:default-editor", []string{"sts.amazonaws.com"}),
+		},
+		"another service account of the profile": {
+			req: policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:team-a:default-viewer", []string{"sts.amazonaws.com"}),
+		},
+		"a token for another audience": {
+			req: policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:team-a:default-editor", []string{"https://kubernetes.default.svc"}),
+		},
+		"a token of another cluster": {
+			req: policy.WebIdentityRequest(strings.Replace(providerARN, "ABC", "XYZ", 1), strings.Replace(issuer, "ABC", "XYZ", 1),
+				"system:serviceaccount:team-a:default-editor", []string{"sts.amazonaws.com"}),
+		},
+		"another action": {
+			req: func() policy.Request {
+				r := policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:team-a:default-editor", []string{"sts:amazonaws.com"})
+				r.Action = "sts:AssumeRole"
+				return r
+			}(),
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			d, err := policy.Evaluate(trust, tc.req)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(d.Allowed).To(Equal(tc.allow), d.Reason)
+		})
+	}
+}
+
+func TestEvaluateOperators(t *testing.T) {
+	sub := "system:serviceaccount:team-a:default-editor"
+	req := policy.WebIdentityRequest(providerARN, issuer, sub, []string{"sts.amazonaws.com"})
+	doc := func(conditions string) policy.Document {
+		d, err := policy.Parse(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":%q},"Action":"sts:AssumeRoleWithWebIdentity","Condition":%s}]}`,
+			providerARN, conditions))
+		if err != nil {
+			panic(err)
+		}
+		return d
+	}
+	k := "oidc.eks.us-west-2.amazonaws.com/id/ABC"
+	cases := map[string]struct {
+		doc     policy.Document
+		allow   bool
+		wantErr string
+	}{
+		"aud only admits every service account": {doc: doc(`{"StringEquals":{"` + k + `:aud":"sts.amazonaws.com"}}`), allow: true},
+		"StringLike on the namespace":           {doc: doc(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:*"}}`), allow: true},
+		"StringLike with ? wildcard":            {doc: doc(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-?:default-editor"}}`), allow: true},
+		"StringLike that does not match":        {doc: doc(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-b:*"}}`)},
+		"StringNotEquals excluding the subject": {doc: doc(`{"StringNotEquals":{"` + k + `:sub":"` + sub + `"}}`)},
+		"StringNotEquals on a missing key":      {doc: doc(`{"StringNotEquals":{"` + k + `:amr":"x"}}`), allow: true},
+		"StringEquals on a missing key":         {doc: doc(`{"StringEquals":{"` + k + `:amr":"x"}}`)},
+		"StringEqualsIfExists on a missing key": {doc: doc(`{"StringEqualsIfExists":{"` + k + `:amr":"x"}}`), allow: true},
+		"StringEqualsIgnoreCase":                {doc: doc(`{"StringEqualsIgnoreCase":{"` + k + `:sub":"SYSTEM:serviceaccount:TEAM-A:default-editor"}}`), allow: true},
+		"condition key in another case":         {doc: doc(`{"StringEquals":{"` + strings.ToUpper(k) + `:SUB":"` + sub + `"}}`), allow: true},
+		"one of several values":                 {doc: doc(`{"StringEquals":{"` + k + `:sub":["x","` + sub + `"]}}`), allow: true},
+		"every key must match":                  {doc: doc(`{"StringEquals":{"` + k + `:sub":"` + sub + `","` + k + `:aud":"other"}}`)},
+		"ForAllValues on the audience":          {doc: doc(`{"ForAllValues:StringEquals":{"` + k + `:aud":["sts.amazonaws.com","x"]}}`), allow: true},
+		"ForAnyValue on the audience":           {doc: doc(`{"ForAnyValue:StringLike":{"` + k + `:aud":"sts.*"}}`), allow: true},
+		"Null true on an absent key":            {doc: doc(`{"Null":{"` + k + `:amr":"true"}}`), allow: true},
+		"Null false on an absent key":           {doc: doc(`{"Null":{"` + k + `:amr":"false"}}`)},
+		"an operator the evaluator does not know is an error, not a guess": {
+			doc: doc(`{"DateGreaterThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"}}`), wantErr: "unsupported condition operator",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			d, err := policy.Evaluate(tc.doc, req)
+			if tc.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(d.Allowed).To(Equal(tc.allow), d.Reason)
+		})
+	}
+}
+
+func TestEvaluateExplicitDenyWins(t *testing.T) {
+	g := NewWithT(t)
+	sub := "system:serviceaccount:team-a:default-editor"
+	trust := policy.WebIdentityTrust(providerARN, issuer, sub)
+	trust.Statement = append(trust.Statement, policy.Statement{
+		Effect: policy.Deny, Principal: policy.Principal{"AWS": {"*"}}, Action: policy.Values{"sts:*"},
+	})
+	d, err := policy.Evaluate(trust, policy.WebIdentityRequest(providerARN, issuer, sub, []string{policy.Audience}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(d.Allowed).To(BeFalse())
+	g.Expect(d.Reason).To(ContainSubstring("explicitly denied"))
+}
+
+func TestAudienceOnly(t *testing.T) {
+	k := "oidc.eks.us-west-2.amazonaws.com/id/ABC"
+	cases := map[string]struct {
+		raw  string
+		open bool
+	}{
+		"exact subject list": {raw: trustPlain},
+		"aud only, as Kubeflow's plugin leaves it": {
+			raw:  `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"` + k + `:aud":["sts.amazonaws.com"]}}}]}`,
+			open: true,
+		},
+		"no condition at all": {
+			raw:  `{"Statement":[{"Effect":"Allow","Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`,
+			open: true,
+		},
+		"sub of *": {
+			raw:  `{"Statement":[{"Effect":"Allow","Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringLike":{"` + k + `:sub":"*"}}}]}`,
+			open: true,
+		},
+		"a second statement without subject": {
+			raw:  `{"Statement":[` + strings.TrimSuffix(strings.TrimPrefix(trustPlain, `{"Version":"2012-10-17","Statement":[`), `]}`) + `,{"Effect":"Allow","Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`,
+			open: true,
+		},
+		"a non-federated trust": {raw: `{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			doc, err := policy.Parse(tc.raw)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(policy.AudienceOnly(doc)).To(Equal(tc.open))
+		})
+	}
+}
+
+// Property: whatever subjects WebIdentityTrust is given, it never builds a
+// trust that admits a subject it was not given (invariant 1).
+func TestWebIdentityTrustIsNeverAudienceOnly(t *testing.T) {
+	for _, subjects := range [][]string{
+		{"system:serviceaccount:a:default-editor"},
+		{"system:serviceaccount:a:default-editor", "system:serviceaccount:b:default-editor"},
+	} {
+		g := NewWithT(t)
+		doc := policy.WebIdentityTrust(providerARN, issuer, subjects...)
+		g.Expect(policy.AudienceOnly(doc)).To(BeFalse())
+		d, err := policy.Evaluate(doc, policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:intruder:default-editor", []string{policy.Audience}))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(d.Allowed).To(BeFalse())
+	}
+}
