@@ -1,0 +1,208 @@
+// Package awsiamtest runs the kumo AWS emulator for tests and records every
+// AWS call made through its clients at the HTTP layer, independently of the
+// code under test, so tests can count calls by action and resource.
+package awsiamtest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/sivchari/kumo"
+)
+
+// AccountID is the account kumo puts in IAM ARNs. (Its STS answers another
+// one, 000000000000, so specs used with kumo set spec.cluster.accountID.)
+const AccountID = "123456789012"
+
+// Env is a running kumo with SDK clients whose calls are recorded.
+type Env struct {
+	URL      string
+	Config   aws.Config
+	IAM      *iam.Client
+	STS      *sts.Client
+	EKS      *eks.Client
+	Recorder *Recorder
+	server   *kumo.Server
+}
+
+// Start runs kumo on a random loopback port. kumo keeps its state per
+// process, not per server, so tests must use names no other test uses.
+func Start() *Env {
+	srv := kumo.NewServer()
+	rec := &Recorder{}
+	cfg := Config(srv.URL, &http.Client{Transport: &recordingTransport{next: http.DefaultTransport, rec: rec}})
+	return &Env{
+		URL:      srv.URL,
+		Config:   cfg,
+		IAM:      iam.NewFromConfig(cfg),
+		STS:      sts.NewFromConfig(cfg),
+		EKS:      eks.NewFromConfig(cfg),
+		Recorder: rec,
+		server:   srv,
+	}
+}
+
+// Config is an SDK configuration for an emulator at endpoint: static
+// credentials (kumo checks no signature, but unsigned requests lose fields)
+// and region us-east-1.
+func Config(endpoint string, httpClient aws.HTTPClient) aws.Config {
+	cfg := aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIAKUMOLOCAL", "kumo-local-secret", ""),
+		BaseEndpoint: aws.String(endpoint),
+		HTTPClient:   httpClient,
+	}
+	if httpClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	return cfg
+}
+
+// Close stops the server.
+func (e *Env) Close() { e.server.Close() }
+
+// Call is one recorded AWS API call.
+type Call struct {
+	// Service is the signing name: iam, sts, eks.
+	Service string
+	// Action is the operation, e.g. GetRole.
+	Action string
+	// Params are the form parameters of query-protocol calls (IAM, STS).
+	Params url.Values
+}
+
+// Write reports whether the call changes state: anything but a read.
+func (c Call) Write() bool {
+	for _, p := range []string{"Get", "List", "Describe"} {
+		if strings.HasPrefix(c.Action, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// Mentions reports whether any parameter of the call contains s, e.g. a role
+// name or an ARN.
+func (c Call) Mentions(s string) bool {
+	for _, vs := range c.Params {
+		for _, v := range vs {
+			if strings.Contains(v, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Recorder keeps the calls made through an Env's clients.
+type Recorder struct {
+	mu    sync.Mutex
+	calls []Call
+}
+
+// Calls returns the calls recorded since the last Reset.
+func (r *Recorder) Calls() []Call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// Reset forgets the recorded calls.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = nil
+}
+
+// Matching returns the calls for which keep is true.
+func (r *Recorder) Matching(keep func(Call) bool) []Call {
+	var out []Call
+	for _, c := range r.Calls() {
+		if keep(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Actions lists the actions of calls, in order.
+func Actions(calls []Call) []string {
+	out := make([]string, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, c.Action)
+	}
+	return out
+}
+
+func (r *Recorder) add(c Call) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, c)
+}
+
+// recordingTransport records each request before passing it on.
+type recordingTransport struct {
+	next http.RoundTripper
+	rec  *Recorder
+}
+
+var scopeService = regexp.MustCompile(`Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request`)
+
+func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	call := Call{}
+	if m := scopeService.FindStringSubmatch(req.Header.Get("Authorization")); m != nil {
+		call.Service = m[1]
+	}
+	if req.Body != nil && strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		_ = req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			call.Action = form.Get("Action")
+			call.Params = form
+		}
+	}
+	if call.Action == "" {
+		// REST services such as EKS: the operation is in the path.
+		call.Action = restAction(req)
+	}
+	t.rec.add(call)
+	return t.next.RoundTrip(req)
+}
+
+func restAction(req *http.Request) string {
+	if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/clusters/") {
+		return "DescribeCluster"
+	}
+	return req.Method + " " + req.URL.Path
+}
+
+// CreateCluster creates an EKS cluster in kumo and returns its OIDC issuer.
+func (e *Env) CreateCluster(ctx context.Context, name string) (string, error) {
+	out, err := e.EKS.CreateCluster(ctx, &eks.CreateClusterInput{
+		Name:               aws.String(name),
+		RoleArn:            aws.String("arn:aws:iam::" + AccountID + ":role/eks-cluster"),
+		ResourcesVpcConfig: &ekstypes.VpcConfigRequest{},
+	})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.Cluster.Identity.Oidc.Issuer), nil
+}

@@ -1,0 +1,445 @@
+package awsiam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+	"github.com/awskubeflowprofiles/operator/internal/policy"
+)
+
+// Change is one write the operator made, for an Event and a metric.
+type Change struct {
+	// Reason is the UpperCamel event reason, such as RoleCreated.
+	Reason string
+	// Resource is the kind of resource written: oidc_provider, policy, role.
+	Resource string
+	// Action is the kind of write: create, update, delete, attach, detach.
+	Action string
+	// Message is a sentence naming the resource.
+	Message string
+}
+
+// Unsupported lists calls skipped because the endpoint lacks them; set on
+// results so callers can say what could not be verified.
+type Unsupported []string
+
+// OIDCProviderResult is the outcome of EnsureOIDCProvider.
+type OIDCProviderResult struct {
+	ARN     string
+	Created bool
+	// External is true when the provider exists but was not created by the
+	// operator: it is used as is.
+	External bool
+	Changes  []Change
+}
+
+// EnsureOIDCProvider makes sure an OIDC provider exists for want.URL. One the
+// operator did not create is used but never changed; it must already trust
+// the sts.amazonaws.com client ID. createdBefore says the operator's records
+// show it created this provider (for endpoints that drop provider tags).
+func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvider, owner desired.Owner, createdBefore bool) (OIDCProviderResult, error) {
+	have, err := c.GetOIDCProvider(ctx, want.ARN)
+	if IsNotFound(err) {
+		arn, err := c.CreateOIDCProvider(ctx, want)
+		if IsAlreadyExists(err) {
+			return OIDCProviderResult{}, fmt.Errorf("OIDC provider %s: %w", want.ARN, ErrPropagating)
+		}
+		if err != nil {
+			return OIDCProviderResult{}, err
+		}
+		return OIDCProviderResult{ARN: arn, Created: true, Changes: []Change{{
+			Reason: "OIDCProviderCreated", Resource: "oidc_provider", Action: "create",
+			Message: fmt.Sprintf("Created IAM OIDC provider %s for client ID %s", arn, policy.Audience),
+		}}}, nil
+	}
+	if err != nil {
+		return OIDCProviderResult{}, err
+	}
+	if !desired.OwnedBy(have.Tags, owner) && !createdBefore {
+		if !slices.Contains(have.ClientIDs, policy.Audience) {
+			return OIDCProviderResult{ARN: have.ARN, External: true}, fmt.Errorf(
+				"%w: OIDC provider %s was not created by this operator and lacks client ID %s; add it with `aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s`",
+				ErrClientIDMissing, have.ARN, policy.Audience, have.ARN, policy.Audience)
+		}
+		return OIDCProviderResult{ARN: have.ARN, External: true}, nil
+	}
+	res := OIDCProviderResult{ARN: have.ARN, Created: true}
+	if len(want.Thumbprints) > 0 && !sameSet(have.Thumbprints, want.Thumbprints) {
+		if err := c.UpdateOIDCProviderThumbprints(ctx, have.ARN, want.Thumbprints); err != nil {
+			return res, err
+		}
+		res.Changes = append(res.Changes, Change{
+			Reason: "OIDCProviderUpdated", Resource: "oidc_provider", Action: "update",
+			Message: fmt.Sprintf("Updated the thumbprints of IAM OIDC provider %s", have.ARN),
+		})
+	}
+	return res, nil
+}
+
+// ErrClientIDMissing marks an external OIDC provider that does not accept
+// tokens for the sts.amazonaws.com audience.
+var ErrClientIDMissing = errors.New("OIDC provider lacks the sts.amazonaws.com client ID")
+
+// PolicyResult is the outcome of EnsureManagedPolicy.
+type PolicyResult struct {
+	ARN     string
+	Changes []Change
+	// DocumentUnverified is true when the endpoint cannot return policy
+	// versions, so drift of the document cannot be detected.
+	DocumentUnverified bool
+}
+
+// EnsureManagedPolicy makes sure the managed policy exists with want's
+// document. A policy of that name the operator did not create is refused.
+func (c *Client) EnsureManagedPolicy(ctx context.Context, want desired.ManagedPolicy, owner desired.Owner) (PolicyResult, error) {
+	have, err := c.GetPolicy(ctx, want.ARN)
+	if IsNotFound(err) {
+		arn, err := c.CreatePolicy(ctx, want)
+		if IsAlreadyExists(err) {
+			return PolicyResult{}, fmt.Errorf("policy %s: %w", want.ARN, ErrPropagating)
+		}
+		if err != nil {
+			return PolicyResult{}, err
+		}
+		return PolicyResult{ARN: arn, Changes: []Change{{
+			Reason: "PolicyCreated", Resource: "policy", Action: "create",
+			Message: fmt.Sprintf("Created IAM policy %s", arn),
+		}}}, nil
+	}
+	if err != nil {
+		return PolicyResult{}, err
+	}
+	if !desired.OwnedBy(have.Tags, owner) {
+		return PolicyResult{ARN: have.ARN}, fmt.Errorf(
+			"%w: IAM policy %s exists and was not created by this operator for cluster %s; delete it or set spec.profileController.policyName to another name",
+			ErrNotOwned, have.ARN, owner.Cluster)
+	}
+	res := PolicyResult{ARN: have.ARN}
+	if have.Document == nil {
+		res.DocumentUnverified = true
+		return res, nil
+	}
+	if !policy.Equal(*have.Document, want.Document) {
+		if err := c.UpdatePolicyDocument(ctx, have.ARN, want.Document); err != nil {
+			return res, err
+		}
+		res.Changes = append(res.Changes, Change{
+			Reason: "PolicyUpdated", Resource: "policy", Action: "update",
+			Message: fmt.Sprintf("Set a new default version of IAM policy %s", have.ARN),
+		})
+	}
+	return res, nil
+}
+
+// RoleResult is the outcome of EnsureRole.
+type RoleResult struct {
+	ARN     string
+	Created bool
+	Adopted bool
+	Changes []Change
+	// Skipped lists writes the endpoint does not support.
+	Skipped Unsupported
+}
+
+// RolePlan is the minimal set of writes that makes a role match its spec.
+type RolePlan struct {
+	UpdateTrust    bool
+	UpdateSettings bool
+	// SetBoundary is the boundary to put ("" deletes it); nil leaves it.
+	SetBoundary  *string
+	Tags         map[string]string
+	Attach       []string
+	Detach       []string
+	PutInline    []string
+	DeleteInline []string
+}
+
+// Empty reports whether the plan makes no write.
+func (p RolePlan) Empty() bool {
+	return !p.UpdateTrust && !p.UpdateSettings && p.SetBoundary == nil && len(p.Tags) == 0 &&
+		len(p.Attach) == 0 && len(p.Detach) == 0 && len(p.PutInline) == 0 && len(p.DeleteInline) == 0
+}
+
+// defaultMaxSessionDuration is what IAM uses when a role sets none.
+const defaultMaxSessionDuration = 3600
+
+// PlanRole compares an observed role with its spec, semantically.
+func PlanRole(have Role, attached []string, inline map[string]policy.Document, want desired.Role) RolePlan {
+	plan := RolePlan{
+		UpdateTrust: !policy.Equal(have.Trust, want.Trust),
+		Tags:        missingTags(have.Tags, want.Tags),
+	}
+	wantSession := want.MaxSessionDuration
+	if wantSession == 0 {
+		wantSession = defaultMaxSessionDuration
+	}
+	haveSession := have.MaxSessionDuration
+	if haveSession == 0 {
+		haveSession = defaultMaxSessionDuration
+	}
+	plan.UpdateSettings = have.Description != want.Description || haveSession != wantSession
+	if have.PermissionsBoundaryARN != want.PermissionsBoundaryARN {
+		b := want.PermissionsBoundaryARN
+		plan.SetBoundary = &b
+	}
+	for _, arn := range want.ManagedPolicyARNs {
+		if !slices.Contains(attached, arn) {
+			plan.Attach = append(plan.Attach, arn)
+		}
+	}
+	for _, arn := range attached {
+		if !slices.Contains(want.ManagedPolicyARNs, arn) {
+			plan.Detach = append(plan.Detach, arn)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want.InlinePolicies)) {
+		if cur, ok := inline[name]; !ok || !policy.Equal(cur, want.InlinePolicies[name]) {
+			plan.PutInline = append(plan.PutInline, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(inline)) {
+		if _, ok := want.InlinePolicies[name]; !ok {
+			plan.DeleteInline = append(plan.DeleteInline, name)
+		}
+	}
+	return plan
+}
+
+// EnsureRole makes sure a role exists with exactly want's trust, settings
+// and permissions, writing only what differs. A role of that name the
+// operator did not create is refused unless adopt is set, in which case it is
+// tagged as adopted and managed from then on.
+func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desired.Owner, adopt bool) (RoleResult, error) {
+	have, err := c.GetRole(ctx, want.Name)
+	res := RoleResult{}
+	switch {
+	case IsNotFound(err):
+		arn, err := c.CreateRole(ctx, want)
+		if IsAlreadyExists(err) {
+			return res, fmt.Errorf("role %s: %w", want.Name, ErrPropagating)
+		}
+		if err != nil {
+			return res, err
+		}
+		res.ARN, res.Created = arn, true
+		res.Changes = append(res.Changes, Change{
+			Reason: "RoleCreated", Resource: "role", Action: "create",
+			Message: fmt.Sprintf("Created IAM role %s trusting %s", arn, subjectsOf(want.Trust)),
+		})
+		// A new role has no permissions; only they remain to be written.
+		have = &Role{Name: want.Name, Path: want.Path, ARN: arn, Description: want.Description, Trust: want.Trust,
+			PermissionsBoundaryARN: want.PermissionsBoundaryARN, MaxSessionDuration: want.MaxSessionDuration, Tags: want.Tags}
+		return c.applyRolePlan(ctx, res, want, PlanRole(*have, nil, nil, want))
+	case err != nil:
+		return res, err
+	}
+	res.ARN = have.ARN
+	if !desired.OwnedBy(have.Tags, owner) {
+		if !adopt {
+			return res, fmt.Errorf(
+				"%w: IAM role %s exists and was not created by this operator for %s; delete or rename it, choose another role name, or set adoptExisting to let the operator manage it",
+				ErrNotOwned, have.ARN, owner.Name)
+		}
+		tags := maps.Clone(want.Tags)
+		tags[desired.TagAdopted] = "true"
+		if err := c.TagRole(ctx, want.Name, tags); err != nil {
+			return res, err
+		}
+		maps.Copy(have.Tags, tags)
+		res.Changes = append(res.Changes, Change{
+			Reason: "RoleAdopted", Resource: "role", Action: "tag",
+			Message: fmt.Sprintf("Adopted IAM role %s as the spec asks; it will never be deleted by the operator", have.ARN),
+		})
+	}
+	res.Adopted = desired.Adopted(have.Tags)
+	if !res.Adopted && have.Path != want.Path {
+		return res, fmt.Errorf(
+			"%w: IAM role %s is at path %s but the spec asks for %s, and IAM cannot move a role; restore spec.iam.rolePath or delete the role so the operator recreates it",
+			ErrPathMismatch, have.ARN, have.Path, want.Path)
+	}
+	attached, err := c.AttachedPolicies(ctx, want.Name)
+	if err != nil {
+		return res, err
+	}
+	inline, err := c.InlinePolicies(ctx, want.Name)
+	if err != nil {
+		return res, err
+	}
+	return c.applyRolePlan(ctx, res, want, PlanRole(*have, attached, inline, want))
+}
+
+// ErrPathMismatch marks a role whose IAM path differs from the spec.
+var ErrPathMismatch = errors.New("role path differs from the spec")
+
+func (c *Client) applyRolePlan(ctx context.Context, res RoleResult, want desired.Role, plan RolePlan) (RoleResult, error) {
+	name := want.Name
+	change := func(reason, action, format string, args ...any) {
+		res.Changes = append(res.Changes, Change{Reason: reason, Resource: "role", Action: action, Message: fmt.Sprintf(format, args...)})
+	}
+	skip := func(err error) bool {
+		if errors.Is(err, ErrUnsupported) || IsUnsupported(err) {
+			res.Skipped = append(res.Skipped, err.Error())
+			return true
+		}
+		return false
+	}
+	if plan.UpdateTrust && !res.Created {
+		if err := c.UpdateTrust(ctx, name, want.Trust); err != nil {
+			return res, err
+		}
+		change("TrustPolicyUpdated", "update", "Updated the trust policy of IAM role %s to trust exactly %s", name, subjectsOf(want.Trust))
+	}
+	if plan.UpdateSettings && !res.Created {
+		if err := c.UpdateRoleSettings(ctx, name, want.Description, max(want.MaxSessionDuration, defaultMaxSessionDuration)); err != nil && !skip(err) {
+			return res, err
+		}
+		change("RoleUpdated", "update", "Updated the description and maximum session duration of IAM role %s", name)
+	}
+	if plan.SetBoundary != nil && !res.Created {
+		err := c.SetPermissionsBoundary(ctx, name, *plan.SetBoundary)
+		switch {
+		case err == nil:
+			change("PermissionsBoundaryUpdated", "update", "Set the permissions boundary of IAM role %s to %q", name, *plan.SetBoundary)
+		case !skip(err):
+			return res, err
+		}
+	}
+	if len(plan.Tags) > 0 && !res.Created {
+		if err := c.TagRole(ctx, name, plan.Tags); err != nil {
+			return res, err
+		}
+		change("RoleTagged", "tag", "Tagged IAM role %s with %v", name, slices.Sorted(maps.Keys(plan.Tags)))
+	}
+	for _, arn := range plan.Attach {
+		if err := c.AttachPolicy(ctx, name, arn); err != nil {
+			if IsNotFound(err) {
+				return res, fmt.Errorf("%w: managed policy %s does not exist; create it or remove it from the spec", ErrInvalidPolicy, arn)
+			}
+			return res, err
+		}
+		change("PolicyAttached", "attach", "Attached managed policy %s to IAM role %s", arn, name)
+	}
+	for _, arn := range plan.Detach {
+		if err := c.DetachPolicy(ctx, name, arn); err != nil {
+			return res, err
+		}
+		change("PolicyDetached", "detach", "Detached managed policy %s from IAM role %s", arn, name)
+	}
+	for _, p := range plan.PutInline {
+		if err := c.PutInlinePolicy(ctx, name, p, want.InlinePolicies[p]); err != nil {
+			return res, err
+		}
+		change("InlinePolicyPut", "update", "Put inline policy %s on IAM role %s", p, name)
+	}
+	for _, p := range plan.DeleteInline {
+		if err := c.DeleteInlinePolicy(ctx, name, p); err != nil {
+			return res, err
+		}
+		change("InlinePolicyDeleted", "delete", "Deleted inline policy %s of IAM role %s", p, name)
+	}
+	return res, nil
+}
+
+// ErrInvalidPolicy marks a managed policy ARN that IAM does not know.
+var ErrInvalidPolicy = errors.New("managed policy not found")
+
+// DeleteOwnedRole detaches and deletes the policies of a role the operator
+// created, then the role. A role it did not create, or adopted, is refused;
+// a missing role is not an error.
+func (c *Client) DeleteOwnedRole(ctx context.Context, name string, owner desired.Owner) ([]Change, error) {
+	have, err := c.GetRole(ctx, name)
+	if IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !desired.OwnedBy(have.Tags, owner) || desired.Adopted(have.Tags) {
+		return nil, fmt.Errorf("%w: refusing to delete IAM role %s", ErrNotOwned, have.ARN)
+	}
+	attached, err := c.AttachedPolicies(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, arn := range attached {
+		if err := c.DetachPolicy(ctx, name, arn); err != nil {
+			return nil, err
+		}
+	}
+	inline, err := c.InlinePolicies(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range slices.Sorted(maps.Keys(inline)) {
+		if err := c.DeleteInlinePolicy(ctx, name, p); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.DeleteRole(ctx, name); err != nil {
+		return nil, err
+	}
+	return []Change{{Reason: "RoleDeleted", Resource: "role", Action: "delete", Message: fmt.Sprintf("Deleted IAM role %s", have.ARN)}}, nil
+}
+
+// DeleteOwnedPolicy deletes a managed policy the operator created; it must be
+// detached from every role first. One it did not create is refused.
+func (c *Client) DeleteOwnedPolicy(ctx context.Context, arn string, owner desired.Owner) ([]Change, error) {
+	have, err := c.GetPolicy(ctx, arn)
+	if IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !desired.OwnedBy(have.Tags, owner) {
+		return nil, fmt.Errorf("%w: refusing to delete IAM policy %s", ErrNotOwned, arn)
+	}
+	if err := c.DeletePolicy(ctx, arn); err != nil {
+		return nil, err
+	}
+	return []Change{{Reason: "PolicyDeleted", Resource: "policy", Action: "delete", Message: fmt.Sprintf("Deleted IAM policy %s", arn)}}, nil
+}
+
+// DeleteOwnedOIDCProvider deletes an OIDC provider the operator created.
+// createdBefore has the meaning of EnsureOIDCProvider's.
+func (c *Client) DeleteOwnedOIDCProvider(ctx context.Context, arn string, owner desired.Owner, createdBefore bool) ([]Change, error) {
+	have, err := c.GetOIDCProvider(ctx, arn)
+	if IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !desired.OwnedBy(have.Tags, owner) && !createdBefore {
+		return nil, fmt.Errorf("%w: refusing to delete OIDC provider %s", ErrNotOwned, arn)
+	}
+	if err := c.DeleteOIDCProvider(ctx, arn); err != nil {
+		return nil, err
+	}
+	return []Change{{Reason: "OIDCProviderDeleted", Resource: "oidc_provider", Action: "delete", Message: fmt.Sprintf("Deleted IAM OIDC provider %s", arn)}}, nil
+}
+
+func subjectsOf(doc policy.Document) []string {
+	var subs []string
+	for _, s := range doc.Statement {
+		for _, keys := range s.Condition {
+			for k, v := range keys {
+				if len(k) > 4 && k[len(k)-4:] == ":sub" {
+					subs = append(subs, v...)
+				}
+			}
+		}
+	}
+	return subs
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}
