@@ -1,0 +1,148 @@
+# Image URL to use all building/pushing image targets
+IMG ?= ghcr.io/awskubeflowprofiles/operator:v$(VERSION)
+VERSION ?= 0.1.0
+
+# Go's bin and the project's tool directory.
+LOCALBIN ?= $(shell pwd)/bin
+GOBIN ?= $(shell go env GOPATH)/bin
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+## Tool versions
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.8.0
+SETUP_ENVTEST_VERSION ?= v0.25.1
+# The Kubernetes version of envtest follows k8s.io/api in go.mod (v0.37.2 -> 1.37.2).
+ENVTEST_K8S_VERSION ?= $(shell go list -m -f "{{ .Version }}" k8s.io/api | awk -F'[v.]' '{printf "1.%d.%d", $$3, $$4}')
+ENVTEST_DIR ?= $(LOCALBIN)/k8s/$(ENVTEST_K8S_VERSION)-$(shell go env GOOS)-$(shell go env GOARCH)
+
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+SETUP_ENVTEST ?= $(LOCALBIN)/setup-envtest
+OPERATOR_SDK ?= $(shell command -v operator-sdk 2>/dev/null)
+
+# e2e target: local (runs here), kind (Docker and internet), eks (an AWS account).
+E2E_TARGET ?= local
+GINKGO_FLAGS ?=
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD, RBAC role and webhook manifests.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: envtest
+envtest: setup-envtest ## Obtain kube-apiserver and etcd for envtest (download, else build from Go modules).
+	@scripts/envtest-binaries.sh $(ENVTEST_K8S_VERSION) $(ENVTEST_DIR) $(SETUP_ENVTEST) >/dev/null
+
+.PHONY: test
+test: manifests generate fmt vet envtest test-unit ## Run every test that can run here: unit and envtest integration.
+
+.PHONY: test-unit
+test-unit: envtest ## Run unit and envtest+kumo integration tests.
+	KUBEBUILDER_ASSETS="$(ENVTEST_DIR)" go test ./api/... ./internal/... ./cmd/... -coverprofile cover.out
+
+.PHONY: test-e2e-local
+test-e2e-local: ## Run the e2e suite on the local target (real control plane, kumo, operator as processes).
+	$(MAKE) test-e2e E2E_TARGET=local
+
+.PHONY: test-e2e
+test-e2e: envtest build ## Run the e2e suite on E2E_TARGET (local, kind or eks).
+	scripts/e2e.sh $(E2E_TARGET) $(ENVTEST_DIR) $(GINKGO_FLAGS)
+
+.PHONY: bench
+bench: ## Run the benchmarks of the pure packages and print a table.
+	go test -run '^$$' -bench . -benchmem ./internal/policy/ ./internal/desired/
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager binary.
+	go build -o bin/manager ./cmd
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager against the cluster of your kubeconfig.
+	go run ./cmd
+
+.PHONY: run-local
+run-local: envtest build ## Start a local control plane and kumo, apply the sample and run the operator; Ctrl-C stops everything.
+	go build -o bin/localenv ./hack/localenv
+	bin/localenv run --assets "$(ENVTEST_DIR)" --manager bin/manager --sample config/samples/local.yaml
+
+.PHONY: docker-build
+docker-build: ## Build the manager image.
+	docker build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the manager image.
+	docker push $(IMG)
+
+.PHONY: build-installer
+build-installer: manifests generate kustomize ## Write dist/install.yaml with the CRD and the deployment.
+	mkdir -p dist
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default > dist/install.yaml
+
+##@ Deployment
+
+ifndef ignore-not-found
+  ignore-not-found = false
+endif
+
+.PHONY: install
+install: manifests kustomize ## Install the CRD into the cluster of your kubeconfig.
+	$(KUSTOMIZE) build config/crd | kubectl apply -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRD from the cluster of your kubeconfig.
+	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found=$(ignore-not-found) -f -
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy the operator to the cluster of your kubeconfig.
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default | kubectl apply -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove the operator from the cluster of your kubeconfig.
+	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found=$(ignore-not-found) -f -
+
+##@ Dependencies
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
+$(KUSTOMIZE): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+.PHONY: setup-envtest
+setup-envtest: $(SETUP_ENVTEST) ## Install setup-envtest into bin/.
+$(SETUP_ENVTEST): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-runtime/tools/setup-envtest@$(SETUP_ENVTEST_VERSION)

@@ -1,0 +1,266 @@
+// Package controller reconciles AwsKubeflowProfiles: it observes IAM and the
+// cluster, compares them with the desired state semantically, applies only
+// the writes that differ and reports the outcome as conditions, per-profile
+// status, Events and metrics.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+)
+
+// ControllerName names the controller in logs, metrics and Events.
+const ControllerName = "awskubeflowprofiles-controller"
+
+// Reconciler reconciles AwsKubeflowProfiles objects.
+type Reconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads objects the cache does not hold, such as service
+	// accounts that do not carry the operator's label yet.
+	APIReader client.Reader
+	IAM       *awsiam.Client
+	Recorder  events.EventRecorder
+	Metrics   *Metrics
+	// ResyncPeriod is how often a converged object is checked again for
+	// drift in IAM, which has no watch.
+	ResyncPeriod time.Duration
+	// ProfileConcurrency is how many profiles are reconciled at once.
+	ProfileConcurrency int
+	// Clock tells when IAM state was last verified.
+	Clock clock.PassiveClock
+
+	// verified remembers, per object and part, the desired state last found
+	// or made true in IAM and when; see fresh.
+	verified sync.Map
+
+	// issuers caches discovered OIDC issuers by region/cluster; an EKS
+	// cluster's issuer never changes.
+	issuers sync.Map
+	// account caches the account of the operator's credentials.
+	account sync.Map
+}
+
+// +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;patch
+// +kubebuilder:rbac:groups=kubeflow.org,resources=profiles,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// scope carries what one reconcile observed and decided.
+type scope struct {
+	cr     *v1alpha1.AwsKubeflowProfiles
+	before *v1alpha1.AwsKubeflowProfiles
+	facts  desired.ClusterFacts
+	state  desired.State
+	parts  map[string]outcome
+	// retry is the shortest delay a transient failure asked for; 0 with
+	// transient set means "let controller-runtime back off".
+	retry     time.Duration
+	transient []error
+	// retainedRoles is set when a Profile the deletion policy keeps uses a
+	// role that trusts the cluster's OIDC provider.
+	retainedRoles bool
+}
+
+func (s *scope) owner() desired.Owner {
+	return desired.Owner{Name: s.cr.Name, Cluster: s.cr.Spec.Cluster.Name}
+}
+
+// Reconcile brings one AwsKubeflowProfiles closer to its spec.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cr := &v1alpha1.AwsKubeflowProfiles{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	deleting := !cr.DeletionTimestamp.IsZero()
+	if deleting && !controllerutil.ContainsFinalizer(cr, v1alpha1.Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if !deleting && !controllerutil.ContainsFinalizer(cr, v1alpha1.Finalizer) {
+		patch := client.MergeFromWithOptions(cr.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(cr, v1alpha1.Finalizer)
+		if err := r.Client.Patch(ctx, cr, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer %s: %w", v1alpha1.Finalizer, err)
+		}
+	}
+
+	s := &scope{cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}}
+	var done bool
+	if deleting {
+		done = r.reconcileDelete(ctx, s)
+	} else {
+		r.reconcileNormal(ctx, s)
+	}
+	summarize(cr, s.parts, deleting)
+	r.warnOnNewFailures(s)
+	if done {
+		return ctrl.Result{}, r.removeFinalizer(ctx, cr)
+	}
+	cr.Status.ObservedGeneration = cr.Generation
+	if err := r.patchStatus(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.result(s)
+}
+
+// result turns the scope's failures into when to come back.
+func (r *Reconciler) result(s *scope) (ctrl.Result, error) {
+	for _, err := range s.transient {
+		if err != nil {
+			return ctrl.Result{}, errors.Join(s.transient...)
+		}
+	}
+	if s.retry > 0 {
+		return ctrl.Result{RequeueAfter: s.retry}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
+}
+
+// record stores the outcome of a part and, for a failure, when to retry.
+func (s *scope) record(condType string, err error, ready outcome) {
+	if err == nil {
+		s.parts[condType] = ready
+		return
+	}
+	o, after := failure(err)
+	s.parts[condType] = o
+	s.noteRetry(o, after, err)
+}
+
+// noteRetry remembers when to come back after a failure: stalled parts wait
+// for the resync, others for their delay or controller-runtime's backoff.
+func (s *scope) noteRetry(o outcome, after time.Duration, err error) {
+	switch {
+	case o.stalled:
+	case after > 0:
+		if s.retry == 0 || after < s.retry {
+			s.retry = after
+		}
+	default:
+		s.transient = append(s.transient, err)
+	}
+}
+
+// block marks parts that cannot start until another part is ready.
+func (s *scope) block(on string, condTypes ...string) {
+	for _, t := range condTypes {
+		s.parts[t] = outcome{reason: v1alpha1.BlockedReason, message: fmt.Sprintf("Waiting for %s.", on)}
+	}
+}
+
+func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
+	if equality.Semantic.DeepEqual(s.before.Status, s.cr.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, s.cr, client.MergeFrom(s.before)); err != nil {
+		return fmt.Errorf("patching status: %w", err)
+	}
+	return nil
+}
+
+func (r *Reconciler) removeFinalizer(ctx context.Context, cr *v1alpha1.AwsKubeflowProfiles) error {
+	patch := client.MergeFromWithOptions(cr.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(cr, v1alpha1.Finalizer)
+	if err := r.Client.Patch(ctx, cr, patch); err != nil {
+		return fmt.Errorf("removing finalizer %s: %w", v1alpha1.Finalizer, err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller. Service accounts are watched
+// through the manager's cache, which holds only those carrying the
+// operator's label, so drift of the annotation is repaired at once.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		For(&v1alpha1.AwsKubeflowProfiles{}, builder.WithPredicates(specOrDeletionChanged())).
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(ownerFromLabel)).
+		Watches(desired.NewProfileObject(), handler.EnqueueRequestsFromMapFunc(r.profileOwners)).
+		Complete(r)
+}
+
+// CacheOptions limits the manager's cache of service accounts to those the
+// operator labelled: a cluster has many, and only those are watched.
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ServiceAccount{}: {Label: labels.SelectorFromSet(nil).Add(mustRequirement(desired.LabelOwner, selection.Exists))},
+	}}
+}
+
+func mustRequirement(key string, op selection.Operator) labels.Requirement {
+	req, err := labels.NewRequirement(key, op, nil)
+	if err != nil {
+		panic(fmt.Sprintf("label requirement %s: %v", key, err))
+	}
+	return *req
+}
+
+// profileOwners maps a Kubeflow Profile to the objects that manage it (by
+// label) or name it in their spec (it may be someone else's, or gone).
+func (r *Reconciler) profileOwners(ctx context.Context, obj client.Object) []reconcile.Request {
+	reqs := ownerFromLabel(ctx, obj)
+	list := &v1alpha1.AwsKubeflowProfilesList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing AwsKubeflowProfiles to map a Profile event")
+		return reqs
+	}
+	for _, cr := range list.Items {
+		for _, p := range cr.Spec.Profiles {
+			if p.Name == obj.GetName() {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: cr.Name}})
+			}
+		}
+	}
+	return reqs
+}
+
+// ownerFromLabel maps an object labelled by the operator to its
+// AwsKubeflowProfiles.
+func ownerFromLabel(_ context.Context, obj client.Object) []reconcile.Request {
+	name, ok := obj.GetLabels()[desired.LabelOwner]
+	if !ok || name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+}
+
+// specOrDeletionChanged ignores the status patches the controller makes
+// itself, and passes spec changes, deletion and finalizer changes.
+func specOrDeletionChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			return o.GetGeneration() != n.GetGeneration() ||
+				!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
+				len(o.GetFinalizers()) != len(n.GetFinalizers())
+		},
+	}
+}

@@ -1,0 +1,66 @@
+package controller
+
+import (
+	"errors"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+)
+
+// errNamespaceMissing marks a service account whose namespace is absent.
+var errNamespaceMissing = errors.New("namespace does not exist")
+
+// errDiscovery marks a failure to discover the account or the issuer.
+var errDiscovery = errors.New("discovery failed")
+
+// Retry delays for failures that resolve on their own.
+const (
+	propagationDelay = 5 * time.Second
+	throttleDelay    = 30 * time.Second
+)
+
+// failure turns a phase error into the outcome of its part and says when to
+// try again: terminal failures wait for the periodic resync (or a spec
+// change); transient ones come back sooner.
+func failure(err error) (outcome, time.Duration) {
+	stalled := func(reason string) (outcome, time.Duration) {
+		return outcome{reason: reason, message: err.Error(), stalled: true}, 0
+	}
+	retry := func(reason string, after time.Duration) (outcome, time.Duration) {
+		return outcome{reason: reason, message: err.Error()}, after
+	}
+	switch {
+	case errors.Is(err, desired.ErrInvalidSpec), errors.Is(err, awsiam.ErrInvalidPolicy), errors.Is(err, awsiam.ErrPathMismatch):
+		return stalled(v1alpha1.InvalidSpecReason)
+	case errors.Is(err, awsiam.ErrNotOwned):
+		return stalled(v1alpha1.NotOwnedReason)
+	case errors.Is(err, awsiam.ErrClientIDMissing):
+		return stalled(v1alpha1.ClientIDMissingReason)
+	case errors.Is(err, errNamespaceMissing):
+		return stalled(v1alpha1.NamespaceMissingReason)
+	case awsiam.IsAccessDenied(err):
+		return stalled(v1alpha1.AccessDeniedReason)
+	case awsiam.IsLimitExceeded(err):
+		return stalled(v1alpha1.LimitExceededReason)
+	case errors.Is(err, awsiam.ErrPropagating):
+		return retry(v1alpha1.WaitingForIAMPropagationReason, propagationDelay)
+	case awsiam.IsThrottled(err):
+		return retry(v1alpha1.ThrottledReason, throttleDelay)
+	case errors.Is(err, errDiscovery) && awsiam.IsTerminal(err):
+		return stalled(v1alpha1.DiscoveryFailedReason)
+	case errors.Is(err, errDiscovery):
+		return retry(v1alpha1.DiscoveryFailedReason, 0)
+	case awsiam.IsTerminal(err):
+		return stalled(v1alpha1.IAMErrorReason)
+	case apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
+		return stalled(v1alpha1.KubernetesErrorReason)
+	case awsiam.IsAWSError(err):
+		return retry(v1alpha1.IAMErrorReason, 0)
+	default:
+		return retry(v1alpha1.KubernetesErrorReason, 0)
+	}
+}

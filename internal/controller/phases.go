@@ -1,0 +1,236 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+)
+
+// reconcileNormal runs the phases of a live object in dependency order: the
+// cluster facts and the desired state first, then the OIDC provider that
+// every role trusts, then the controller's IRSA and the profiles.
+func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) {
+	all := []string{v1alpha1.OIDCProviderReadyCondition, v1alpha1.ControllerIRSAReadyCondition,
+		v1alpha1.ProfileRolesReadyCondition, v1alpha1.ProfilesReadyCondition}
+	if err := r.resolveCluster(ctx, s); err != nil {
+		s.record(v1alpha1.OIDCProviderReadyCondition, err, outcome{})
+		s.block(v1alpha1.OIDCProviderReadyCondition, all[1:]...)
+		return
+	}
+	state, err := desired.Build(s.cr.Name, s.cr.Spec, s.facts)
+	if err != nil {
+		for _, t := range all {
+			s.record(t, err, outcome{})
+		}
+		return
+	}
+	s.state = state
+	if !r.reconcileOIDCProvider(ctx, s) {
+		s.block(v1alpha1.OIDCProviderReadyCondition, all[1:]...)
+		return
+	}
+	r.reconcileControllerIRSA(ctx, s)
+	r.reconcileProfiles(ctx, s)
+}
+
+// resolveCluster fills in the account and the issuer the spec leaves to
+// discovery.
+func (r *Reconciler) resolveCluster(ctx context.Context, s *scope) error {
+	spec := s.cr.Spec.Cluster
+	s.facts = desired.ClusterFacts{AccountID: spec.AccountID, IssuerURL: spec.OIDCIssuerURL}
+	if s.facts.AccountID == "" {
+		account, err := r.callerAccount(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: %w; grant sts:GetCallerIdentity or set spec.cluster.accountID", errDiscovery, err)
+		}
+		s.facts.AccountID = account
+	}
+	if s.facts.IssuerURL == "" {
+		issuer, err := r.clusterIssuer(ctx, spec.Name, spec.Region)
+		if err != nil {
+			return fmt.Errorf("%w: %w; grant eks:DescribeCluster on the cluster or set spec.cluster.oidcIssuerURL", errDiscovery, err)
+		}
+		s.facts.IssuerURL = issuer
+	}
+	s.cr.Status.AccountID = s.facts.AccountID
+	s.cr.Status.OIDCIssuerURL = s.facts.IssuerURL
+	return nil
+}
+
+func (r *Reconciler) callerAccount(ctx context.Context) (string, error) {
+	if v, ok := r.account.Load("caller"); ok {
+		return v.(string), nil
+	}
+	account, err := r.IAM.CallerAccount(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.account.Store("caller", account)
+	return account, nil
+}
+
+func (r *Reconciler) clusterIssuer(ctx context.Context, cluster, region string) (string, error) {
+	key := region + "/" + cluster
+	if v, ok := r.issuers.Load(key); ok {
+		return v.(string), nil
+	}
+	issuer, err := r.IAM.ClusterIssuer(ctx, cluster, region)
+	if err != nil {
+		return "", err
+	}
+	r.issuers.Store(key, issuer)
+	return issuer, nil
+}
+
+// reconcileOIDCProvider reports whether the provider is usable.
+func (r *Reconciler) reconcileOIDCProvider(ctx context.Context, s *scope) bool {
+	want := s.state.OIDCProvider
+	st := &s.cr.Status.OIDCProvider
+	createdBefore := st.ARN == want.ARN && st.Ownership == v1alpha1.OwnershipCreated
+	hash := hashOf(want, createdBefore)
+	var res awsiam.OIDCProviderResult
+	var err error
+	if _, ok := r.fresh(s, "oidc", hash); ok {
+		res = awsiam.OIDCProviderResult{ARN: st.ARN, External: st.Ownership == v1alpha1.OwnershipExternal}
+	} else {
+		res, err = r.IAM.EnsureOIDCProvider(ctx, want, s.owner(), createdBefore)
+		r.emit(ctx, s.cr, res.Changes)
+		if err == nil {
+			r.markVerified(s, "oidc", hash, res.ARN)
+		}
+	}
+	if res.ARN != "" {
+		st.ARN = res.ARN
+		st.Ownership = v1alpha1.OwnershipCreated
+		if res.External {
+			st.Ownership = v1alpha1.OwnershipExternal
+		}
+	}
+	msg := fmt.Sprintf("IAM OIDC provider %s trusts client ID sts.amazonaws.com.", want.ARN)
+	if res.External {
+		msg = fmt.Sprintf("Using IAM OIDC provider %s, which this operator did not create and will not change or delete.", want.ARN)
+	}
+	s.record(v1alpha1.OIDCProviderReadyCondition, err, outcome{ready: true, reason: v1alpha1.ReconciledReason, message: msg})
+	return err == nil
+}
+
+// reconcileControllerIRSA makes the profile controller's policy, role,
+// attachment and service-account annotation match, then restarts its pods
+// when the annotation changed.
+func (r *Reconciler) reconcileControllerIRSA(ctx context.Context, s *scope) {
+	err := r.ensureControllerIRSA(ctx, s)
+	msg := fmt.Sprintf("Service account %s assumes IAM role %s, which may edit the trust of roles under %s only.",
+		s.state.ControllerServiceAccount, s.cr.Status.ProfileController.Role.ARN, s.state.ControllerPolicy.Document.Statement[0].Resource)
+	s.record(v1alpha1.ControllerIRSAReadyCondition, err, outcome{ready: true, reason: v1alpha1.ReconciledReason, message: msg})
+}
+
+func (r *Reconciler) ensureControllerIRSA(ctx context.Context, s *scope) error {
+	roleARN, err := r.ensureControllerIAM(ctx, s)
+	if err != nil {
+		return err
+	}
+	if err := r.ensureServiceAccount(ctx, s, roleARN); err != nil {
+		return err
+	}
+	s.cr.Status.ProfileController.ServiceAccount = s.state.ControllerServiceAccount.String()
+	return r.restartController(ctx, s, roleARN)
+}
+
+// ensureControllerIAM makes the controller's policy and role match unless
+// they were verified recently with the same desired state.
+func (r *Reconciler) ensureControllerIAM(ctx context.Context, s *scope) (string, error) {
+	hash := hashOf(s.state.ControllerPolicy, s.state.ControllerRole)
+	if arn, ok := r.fresh(s, "controller", hash); ok {
+		return arn, nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	st := &s.cr.Status.ProfileController
+	pol, err := r.IAM.EnsureManagedPolicy(ctx, s.state.ControllerPolicy, s.owner())
+	r.emit(ctx, s.cr, pol.Changes)
+	if err != nil {
+		return "", err
+	}
+	st.Policy = v1alpha1.IAMResourceStatus{ARN: pol.ARN, Ownership: v1alpha1.OwnershipCreated}
+	if pol.DocumentUnverified {
+		log.V(1).Info("IAM endpoint cannot return policy versions; drift of the policy document is not detected", "policyARN", pol.ARN)
+	}
+	role, err := r.IAM.EnsureRole(ctx, s.state.ControllerRole, s.owner(), false)
+	r.emit(ctx, s.cr, role.Changes)
+	if err != nil {
+		return "", err
+	}
+	for _, skipped := range role.Skipped {
+		log.V(1).Info("Skipped a write the IAM endpoint does not support", "roleName", s.state.ControllerRole.Name, "reason", skipped)
+	}
+	st.Role = v1alpha1.IAMResourceStatus{ARN: role.ARN, Ownership: v1alpha1.OwnershipCreated}
+	r.markVerified(s, "controller", hash, role.ARN)
+	return role.ARN, nil
+}
+
+// reconcileDelete carries out the deletion policy and reports whether the
+// finalizer may go.
+func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) bool {
+	profilesDone := r.deleteProfiles(ctx, s)
+	if !profilesDone {
+		return false
+	}
+	if s.cr.Spec.DeletionPolicy.ClusterIAM != v1alpha1.DeletionPolicyDelete {
+		return true
+	}
+	err := r.deleteClusterIAM(ctx, s)
+	s.record(v1alpha1.ControllerIRSAReadyCondition, err, outcome{reason: v1alpha1.DeletingReason, message: "Deleted the profile controller's IRSA."})
+	return err == nil
+}
+
+// deleteClusterIAM deletes the cluster-level IAM resources the operator
+// created: the annotation, the controller's role and policy, and the OIDC
+// provider unless a retained role still trusts it.
+func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
+	owner := s.owner()
+	st := &s.cr.Status
+	if err := r.releaseServiceAccounts(ctx, s, ""); err != nil {
+		return err
+	}
+	if arn := st.ProfileController.Role.ARN; arn != "" {
+		changes, err := r.IAM.DeleteOwnedRole(ctx, roleNameFromARN(arn), owner)
+		r.emit(ctx, s.cr, changes)
+		if err != nil {
+			return err
+		}
+	}
+	if arn := st.ProfileController.Policy.ARN; arn != "" {
+		changes, err := r.IAM.DeleteOwnedPolicy(ctx, arn, owner)
+		r.emit(ctx, s.cr, changes)
+		if awsiam.IsDeleteConflict(err) {
+			return fmt.Errorf("%w: IAM policy %s is still attached to a role the operator did not create; detach it so it can be deleted", err, arn)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if st.OIDCProvider.ARN == "" || st.OIDCProvider.Ownership != v1alpha1.OwnershipCreated {
+		return nil
+	}
+	if r.retainedRolesTrustProvider(s) {
+		ctrl.LoggerFrom(ctx).Info("Keeping the OIDC provider: retained profile roles trust it", "oidcProviderARN", st.OIDCProvider.ARN)
+		return nil
+	}
+	changes, err := r.IAM.DeleteOwnedOIDCProvider(ctx, st.OIDCProvider.ARN, owner, true)
+	r.emit(ctx, s.cr, changes)
+	return err
+}
+
+// roleNameFromARN is the name of a role: the part of its ARN after the path.
+func roleNameFromARN(arn string) string {
+	for i := len(arn) - 1; i >= 0; i-- {
+		if arn[i] == '/' {
+			return arn[i+1:]
+		}
+	}
+	return arn
+}

@@ -1,0 +1,439 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+)
+
+// FieldOwner is the server-side apply field manager of the operator.
+const FieldOwner = "awskubeflowprofiles-operator"
+
+// profileResult is what reconciling one profile found out.
+type profileResult struct {
+	status    v1alpha1.ProfileStatus
+	roleReady bool
+	err       error
+	// keep is false when the entry should leave the status (a retained
+	// Profile that no longer exists, a deleted one).
+	keep bool
+	// retainsRole is true when a Profile that stays depends on a role that
+	// trusts the cluster's OIDC provider.
+	retainsRole bool
+}
+
+// reconcileProfiles reconciles every profile of the spec, each on its own,
+// and lets go of profiles that left the spec as the deletion policy says.
+func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
+	existing, err := r.listProfiles(ctx, s)
+	if err != nil {
+		s.record(v1alpha1.ProfileRolesReadyCondition, err, outcome{})
+		s.record(v1alpha1.ProfilesReadyCondition, err, outcome{})
+		return
+	}
+	inSpec := map[string]bool{}
+	tasks := make([]func(context.Context) profileResult, 0, len(s.state.Profiles))
+	for _, p := range s.state.Profiles {
+		inSpec[p.Name] = true
+		tasks = append(tasks, func(ctx context.Context) profileResult {
+			return r.reconcileProfile(ctx, s, p, existing[p.Name])
+		})
+	}
+	for _, name := range r.formerProfiles(s, existing, inSpec) {
+		tasks = append(tasks, func(ctx context.Context) profileResult {
+			return r.releaseProfile(ctx, s, name, existing[name], false)
+		})
+	}
+	results := r.runProfiles(ctx, tasks)
+	r.recordProfiles(s, results)
+}
+
+// runProfiles runs one task per profile, several at a time, so that a slow
+// or failing profile does not hold up the others.
+func (r *Reconciler) runProfiles(ctx context.Context, tasks []func(context.Context) profileResult) []profileResult {
+	results := make([]profileResult, len(tasks))
+	limit := max(r.ProfileConcurrency, 1)
+	sem := make(chan struct{}, limit)
+	done := make(chan struct{})
+	for i, task := range tasks {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem; done <- struct{}{} }()
+			results[i] = task(ctx)
+		}()
+	}
+	for range tasks {
+		<-done
+	}
+	return results
+}
+
+// recordProfiles folds per-profile results into the status entries and the
+// two aggregate conditions.
+func (r *Reconciler) recordProfiles(s *scope, results []profileResult) {
+	var entries []v1alpha1.ProfileStatus
+	managed, rolesReady, profilesReady := 0, 0, 0
+	var roleErr, profileErr error
+	var roleMsgs, profileMsgs []string
+	for _, res := range results {
+		if res.retainsRole {
+			s.retainedRoles = true
+		}
+		if !res.keep {
+			continue
+		}
+		entries = append(entries, res.status)
+		state := res.status.State
+		if state != v1alpha1.ProfileStateManaged && state != v1alpha1.ProfileStateNotOwned {
+			if res.err != nil {
+				profileErr = errors.Join(profileErr, res.err)
+				profileMsgs = append(profileMsgs, res.status.Name+": "+res.status.Message)
+			}
+			continue
+		}
+		managed++
+		if res.roleReady || state == v1alpha1.ProfileStateNotOwned {
+			rolesReady++
+		} else if res.err != nil {
+			roleErr = errors.Join(roleErr, res.err)
+			roleMsgs = append(roleMsgs, res.status.Name+": "+res.status.Message)
+		}
+		if res.status.Ready {
+			profilesReady++
+		} else if res.err != nil && (res.roleReady || state == v1alpha1.ProfileStateNotOwned) {
+			profileErr = errors.Join(profileErr, res.err)
+			profileMsgs = append(profileMsgs, res.status.Name+": "+res.status.Message)
+		}
+	}
+	slices.SortFunc(entries, func(a, b v1alpha1.ProfileStatus) int { return strings.Compare(a.Name, b.Name) })
+	s.cr.Status.Profiles = entries
+	s.cr.Status.ProfilesReady = fmt.Sprintf("%d/%d", profilesReady, managed)
+
+	aggregate := func(condType string, ready int, err error, msgs []string, what string) {
+		if managed == 0 && err == nil {
+			s.parts[condType] = outcome{ready: true, reason: v1alpha1.NoProfilesReason, message: "spec.profiles is empty."}
+			return
+		}
+		if err == nil && ready == managed {
+			s.parts[condType] = outcome{ready: true, reason: v1alpha1.ReconciledReason, message: fmt.Sprintf("%d of %d %s ready.", ready, managed, what)}
+			return
+		}
+		if err == nil {
+			err = fmt.Errorf("%d of %d %s ready", ready, managed, what)
+		}
+		o, after := failure(err)
+		o.message = fmt.Sprintf("%d of %d %s ready. %s", ready, managed, what, strings.Join(msgs, "; "))
+		s.parts[condType] = o
+		s.noteRetry(o, after, err)
+	}
+	aggregate(v1alpha1.ProfileRolesReadyCondition, rolesReady, roleErr, roleMsgs, "profile roles")
+	aggregate(v1alpha1.ProfilesReadyCondition, profilesReady, profileErr, profileMsgs, "Profiles")
+}
+
+// listProfiles reads the Kubeflow Profiles by name from the cache.
+func (r *Reconciler) listProfiles(ctx context.Context, _ *scope) (map[string]*unstructured.Unstructured, error) {
+	list := desired.NewProfileList()
+	if err := r.Client.List(ctx, list); err != nil {
+		return nil, fmt.Errorf("listing Kubeflow Profiles: %w", err)
+	}
+	out := make(map[string]*unstructured.Unstructured, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].GetName()] = &list.Items[i]
+	}
+	return out, nil
+}
+
+// formerProfiles are profiles this object managed that left the spec: from
+// the status, and Profiles that carry its label.
+func (r *Reconciler) formerProfiles(s *scope, existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []string {
+	seen := map[string]bool{}
+	for _, e := range s.cr.Status.Profiles {
+		if !inSpec[e.Name] && e.State != v1alpha1.ProfileStateNotOwned {
+			seen[e.Name] = true
+		}
+	}
+	for name, u := range existing {
+		if !inSpec[name] && desired.ProfileOwnedBy(u, s.cr.Name) {
+			seen[name] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// reconcileProfile makes one profile's role and Profile match the spec.
+func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.Profile, have *unstructured.Unstructured) profileResult {
+	log := ctrl.LoggerFrom(ctx).WithValues("profile", p.Name)
+	ctx = ctrl.LoggerInto(ctx, log)
+	res := profileResult{keep: true, status: v1alpha1.ProfileStatus{Name: p.Name, State: v1alpha1.ProfileStateManaged}}
+	fail := func(err error) profileResult {
+		o, _ := failure(err)
+		res.err, res.status.Reason, res.status.Message = err, o.reason, truncate(o.message)
+		return res
+	}
+	if have != nil && !have.GetDeletionTimestamp().IsZero() {
+		return fail(fmt.Errorf("%w: Kubeflow Profile %s is being deleted; it is created again once it is gone", awsiam.ErrPropagating, p.Name))
+	}
+	adoptProfile := false
+	if have != nil && !desired.ProfileOwnedBy(have, s.cr.Name) {
+		if !p.AdoptExisting {
+			res.status.State = v1alpha1.ProfileStateNotOwned
+			return fail(fmt.Errorf("%w: Kubeflow Profile %s exists and was not created by this operator, so it is left alone; set adoptExisting: true on the profile to manage it, or remove the profile from the spec",
+				awsiam.ErrNotOwned, p.Name))
+		}
+		adoptProfile = true
+	}
+
+	roleARN, err := r.ensureProfileRole(ctx, s, p)
+	if err != nil {
+		return fail(err)
+	}
+	res.status.RoleARN, res.roleReady = roleARN, true
+
+	adopted := adoptProfile || (have != nil && desired.ProfileAdopted(have))
+	want := desired.ProfileObject(p, s.cr.Name, roleARN, false, adopted)
+	if have == nil || !desired.ProfileMatches(have, want) {
+		if err := r.applyProfile(ctx, want); err != nil {
+			return fail(err)
+		}
+		reason, verb := "ProfileUpdated", "Updated"
+		switch {
+		case have == nil:
+			reason, verb = "ProfileCreated", "Created"
+		case adoptProfile:
+			reason, verb = "ProfileAdopted", "Adopted"
+		}
+		r.emit(ctx, s.cr, []awsiam.Change{{Reason: reason, Resource: "profile", Action: strings.ToLower(verb),
+			Message: fmt.Sprintf("%s Kubeflow Profile %s with IAM role %s", verb, p.Name, roleARN)}})
+	}
+	res.status.Ready = true
+	res.status.Reason = v1alpha1.ReconciledReason
+	res.status.Message = fmt.Sprintf("Role %s trusts only system:serviceaccount:%s:%s; Profile %s uses it.", roleARN, p.Name, desired.KubeflowEditorServiceAccount, p.Name)
+	return res
+}
+
+// ensureProfileRole makes the role match unless it was verified recently
+// with the same desired state, so a change to one profile costs IAM calls
+// for that profile only.
+func (r *Reconciler) ensureProfileRole(ctx context.Context, s *scope, p desired.Profile) (string, error) {
+	unit := "profile/" + p.Name
+	hash := hashOf(p.Role, p.AdoptExisting)
+	if arn, ok := r.fresh(s, unit, hash); ok {
+		return arn, nil
+	}
+	role, err := r.IAM.EnsureRole(ctx, p.Role, s.owner(), p.AdoptExisting)
+	r.emit(ctx, s.cr, role.Changes)
+	if err != nil {
+		r.forget(s, unit)
+		return "", err
+	}
+	r.markVerified(s, unit, hash, role.ARN)
+	return role.ARN, nil
+}
+
+func (r *Reconciler) applyProfile(ctx context.Context, want *unstructured.Unstructured) error {
+	err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(FieldOwner), client.ForceOwnership)
+	if err != nil {
+		return fmt.Errorf("applying Kubeflow Profile %s: %w", want.GetName(), err)
+	}
+	return nil
+}
+
+// releaseProfile lets go of a profile that left the spec, or of every
+// profile when the object is deleted. With the Retain policy the Profile and
+// its role stay, and the plugin is switched to annotateOnly so that deleting
+// the Profile later cannot leave the role trusting every service account.
+// With the Delete policy the Profile goes first, then its role.
+func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, have *unstructured.Unstructured, objectDeleted bool) profileResult {
+	log := ctrl.LoggerFrom(ctx).WithValues("profile", name)
+	ctx = ctrl.LoggerInto(ctx, log)
+	prev := previousStatus(s, name)
+	res := profileResult{keep: true, status: v1alpha1.ProfileStatus{Name: name, RoleARN: prev.RoleARN}}
+	if have != nil {
+		if arn, _, ok := desired.ProfilePlugin(have); ok && desired.ProfileOwnedBy(have, s.cr.Name) {
+			res.status.RoleARN = arn
+		}
+	}
+	r.forget(s, "profile/"+name)
+	fail := func(err error) profileResult {
+		o, _ := failure(err)
+		res.err, res.status.Reason, res.status.Message = err, o.reason, truncate(o.message)
+		return res
+	}
+	ours := have != nil && desired.ProfileOwnedBy(have, s.cr.Name)
+	if have != nil && !ours {
+		// Someone else's Profile of that name: nothing of ours to let go.
+		res.keep = false
+		return res
+	}
+	deleteIt := s.cr.Spec.DeletionPolicy.Profiles == v1alpha1.DeletionPolicyDelete && (have == nil || !desired.ProfileAdopted(have))
+	if !deleteIt {
+		if have == nil {
+			// The retained Profile is gone; so is the reason to list it.
+			res.keep = false
+			return res
+		}
+		if err := r.setAnnotateOnly(ctx, s, have, name, res.status.RoleARN); err != nil {
+			return fail(err)
+		}
+		res.retainsRole = res.status.RoleARN != ""
+		res.status.State = v1alpha1.ProfileStateRetained
+		res.status.Reason = v1alpha1.ReconciledReason
+		why := "removed from spec.profiles"
+		if objectDeleted {
+			why = "its AwsKubeflowProfiles was deleted"
+		}
+		res.status.Message = fmt.Sprintf("No longer managed (%s). The deletion policy keeps Kubeflow Profile %s and IAM role %s; its plugin is set to annotateOnly.", why, name, res.status.RoleARN)
+		return res
+	}
+
+	res.status.State = v1alpha1.ProfileStateDeleting
+	res.status.Reason = v1alpha1.DeletingReason
+	if have != nil {
+		if err := r.setAnnotateOnly(ctx, s, have, name, res.status.RoleARN); err != nil {
+			return fail(err)
+		}
+		if have.GetDeletionTimestamp().IsZero() {
+			if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
+				return fail(fmt.Errorf("deleting Kubeflow Profile %s: %w", name, err))
+			}
+			r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileDeleted", Resource: "profile", Action: "delete",
+				Message: fmt.Sprintf("Deleted Kubeflow Profile %s as the deletion policy asks; its role goes once the Profile is gone", name)}})
+		}
+		res.status.Message = fmt.Sprintf("Waiting for Kubeflow Profile %s to be gone before deleting IAM role %s.", name, res.status.RoleARN)
+		res.err = errWaitingForProfile
+		return res
+	}
+	if gone, err := r.profileGone(ctx, name); err != nil || !gone {
+		if err == nil {
+			err = errWaitingForProfile
+		}
+		return fail(err)
+	}
+	if res.status.RoleARN != "" {
+		changes, err := r.IAM.DeleteOwnedRole(ctx, roleNameFromARN(res.status.RoleARN), s.owner())
+		r.emit(ctx, s.cr, changes)
+		if errors.Is(err, awsiam.ErrNotOwned) {
+			// An adopted or foreign role is never deleted; the Profile is
+			// gone, so nothing depends on it through this object any more.
+			log.Info("Keeping an IAM role the operator did not create", "roleARN", res.status.RoleARN)
+		} else if err != nil {
+			return fail(err)
+		}
+	}
+	res.keep = false
+	return res
+}
+
+// errWaitingForProfile keeps a deleting profile in progress until Kubeflow's
+// profile controller has removed its finalizer.
+var errWaitingForProfile = fmt.Errorf("%w: waiting for the Kubeflow Profile to be deleted", awsiam.ErrPropagating)
+
+// profileGone reads the API server, not the cache, so a role is never deleted
+// while its Profile might still exist.
+func (r *Reconciler) profileGone(ctx context.Context, name string) (bool, error) {
+	err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, desired.NewProfileObject())
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading Kubeflow Profile %s: %w", name, err)
+	}
+	return false, nil
+}
+
+// setAnnotateOnly switches the Profile's plugin to annotateOnly, so Kubeflow's
+// profile controller stops editing the role's trust; on Profile deletion it
+// would otherwise leave a trust policy that admits every service account.
+func (r *Reconciler) setAnnotateOnly(ctx context.Context, s *scope, have *unstructured.Unstructured, name, roleARN string) error {
+	if _, only, ok := desired.ProfilePlugin(have); ok && only || roleARN == "" {
+		return nil
+	}
+	patch := client.MergeFrom(have.DeepCopy())
+	plugins, _, _ := unstructured.NestedSlice(have.Object, "spec", "plugins")
+	for i, p := range plugins {
+		m, ok := p.(map[string]any)
+		if !ok || m["kind"] != desired.PluginKindAwsIam {
+			continue
+		}
+		spec, _ := m["spec"].(map[string]any)
+		if spec == nil {
+			spec = map[string]any{}
+		}
+		spec["annotateOnly"] = true
+		m["spec"] = spec
+		plugins[i] = m
+	}
+	if err := unstructured.SetNestedSlice(have.Object, plugins, "spec", "plugins"); err != nil {
+		return fmt.Errorf("setting annotateOnly on Kubeflow Profile %s: %w", name, err)
+	}
+	if err := r.Client.Patch(ctx, have, patch); err != nil {
+		return fmt.Errorf("setting annotateOnly on Kubeflow Profile %s: %w", name, err)
+	}
+	r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileSetAnnotateOnly", Resource: "profile", Action: "update",
+		Message: fmt.Sprintf("Set the AwsIamForServiceAccount plugin of Kubeflow Profile %s to annotateOnly, so Kubeflow no longer edits the trust of IAM role %s", name, roleARN)}})
+	return nil
+}
+
+func previousStatus(s *scope, name string) v1alpha1.ProfileStatus {
+	for _, e := range s.cr.Status.Profiles {
+		if e.Name == name {
+			return e
+		}
+	}
+	return v1alpha1.ProfileStatus{Name: name}
+}
+
+// deleteProfiles lets go of every profile when the object is deleted and
+// reports whether all are done.
+func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
+	existing, err := r.listProfiles(ctx, s)
+	if err != nil {
+		s.record(v1alpha1.ProfilesReadyCondition, err, outcome{})
+		return false
+	}
+	names := r.formerProfiles(s, existing, map[string]bool{})
+	for _, p := range s.cr.Spec.Profiles {
+		if !slices.Contains(names, p.Name) {
+			if u := existing[p.Name]; u != nil && desired.ProfileOwnedBy(u, s.cr.Name) || previousStatus(s, p.Name).RoleARN != "" {
+				names = append(names, p.Name)
+			}
+		}
+	}
+	tasks := make([]func(context.Context) profileResult, 0, len(names))
+	for _, name := range names {
+		tasks = append(tasks, func(ctx context.Context) profileResult {
+			return r.releaseProfile(ctx, s, name, existing[name], true)
+		})
+	}
+	results := r.runProfiles(ctx, tasks)
+	r.recordProfiles(s, results)
+	for _, res := range results {
+		if res.err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// retainedRolesTrustProvider reports whether a Profile the deletion policy
+// keeps still uses a role that trusts the cluster's OIDC provider.
+func (r *Reconciler) retainedRolesTrustProvider(s *scope) bool {
+	return s.retainedRoles
+}

@@ -1,0 +1,170 @@
+package controller_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
+	"github.com/awskubeflowprofiles/operator/internal/controller"
+)
+
+// The suite runs a real kube-apiserver and etcd (envtest), kumo in-process,
+// and the controller in a manager, as it runs in a cluster.
+var (
+	ctx       context.Context
+	cancel    context.CancelFunc
+	cfg       *rest.Config
+	k8s       client.Client
+	apiReader client.Reader
+	aws_      *awsiamtest.Env
+	scheme    *runtime.Scheme
+	recorder  *events.FakeRecorder
+	metrics   *controller.Metrics
+)
+
+func TestController(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controller integration suite (envtest + kumo)")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		Fail("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver and etcd into bin/k8s and points it there")
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+
+	scheme = runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+
+	testEnv := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases"), filepath.Join("..", "..", "hack", "crds")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(testEnv.Stop)
+
+	aws_ = awsiamtest.Start()
+	DeferCleanup(aws_.Close)
+
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	apiReader = k8s
+	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kubeflow"}})).To(Succeed())
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  controller.CacheOptions(),
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	recorder = events.NewFakeRecorder(1000)
+	r := newReconciler(mgr.GetClient(), mgr.GetAPIReader(), time.Hour)
+	r.Recorder = recorder
+	Expect(r.SetupWithManager(mgr)).To(Succeed())
+	stopped := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(stopped)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	// Cleanups run last-in first-out: the manager stops before the API server.
+	DeferCleanup(func() {
+		cancel()
+		<-stopped
+	})
+	go drainEvents(ctx, recorder)
+})
+
+// newReconciler builds a reconciler over kumo with fresh metrics and an
+// empty record of verified IAM state, as after a restart of the operator.
+func newReconciler(c client.Client, reader client.Reader, resync time.Duration) *controller.Reconciler {
+	metrics = controller.NewMetrics(prometheus.NewRegistry())
+	return &controller.Reconciler{
+		Client:    c,
+		APIReader: reader,
+		IAM: awsiam.NewClient(aws_.IAM, aws_.STS, aws_.EKS, awsiam.NewMetrics(prometheus.NewRegistry()),
+			awsiam.Options{RequestsPerSecond: 500, Burst: 500}),
+		Metrics:            metrics,
+		ResyncPeriod:       resync,
+		ProfileConcurrency: 4,
+		Clock:              clock.RealClock{},
+	}
+}
+
+// drainEvents keeps the fake recorder from blocking; events are asserted
+// through the API in the specs that care.
+func drainEvents(ctx context.Context, r *events.FakeRecorder) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-r.Events:
+			GinkgoWriter.Println("event:", e)
+		}
+	}
+}
+
+// condition returns the condition of the given type, or an empty one.
+func condition(cr *v1alpha1.AwsKubeflowProfiles, t string) metav1.Condition {
+	if c := meta.FindStatusCondition(cr.Status.Conditions, t); c != nil {
+		return *c
+	}
+	return metav1.Condition{}
+}
+
+// eventuallyReady waits until the object is Ready for its current generation
+// and returns it.
+func eventuallyReady(name string) *v1alpha1.AwsKubeflowProfiles {
+	GinkgoHelper()
+	cr := &v1alpha1.AwsKubeflowProfiles{}
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, cr)).To(Succeed())
+		ready := condition(cr, v1alpha1.ReadyCondition)
+		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), "Ready: %s: %s", ready.Reason, ready.Message)
+		g.Expect(ready.ObservedGeneration).To(Equal(cr.Generation))
+		g.Expect(cr.Status.ObservedGeneration).To(Equal(cr.Generation))
+	}).Should(Succeed())
+	return cr
+}
+
+// getRole reads a role from kumo.
+func getRole(name string) (*iam.GetRoleOutput, error) {
+	return aws_.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+}

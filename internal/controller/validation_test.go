@@ -1,0 +1,82 @@
+package controller_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+)
+
+var _ = Describe("Admission", Label("invariant:bad-input"), func() {
+	profile := func(name string) v1alpha1.ProfileSpec {
+		return v1alpha1.ProfileSpec{Name: name, Owner: v1alpha1.ProfileOwner{Name: name + "@example.com"}}
+	}
+	DescribeTable("rejects an invalid spec with a message naming the field",
+		func(mutate func(*v1alpha1.AwsKubeflowProfiles), field, why string) {
+			cr := newCR(testCluster(), mutate)
+			err := k8s.Create(ctx, cr)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(field))
+			Expect(err.Error()).To(ContainSubstring(why))
+		},
+		Entry("cluster name with a space", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.Name = "my cluster" },
+			"spec.cluster.name", "should match"),
+		Entry("cluster name too long", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.Name = string(make([]byte, 101)) },
+			"spec.cluster.name", ""),
+		Entry("region that is not one", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.Region = "moon-base-one" },
+			"spec.cluster.region", "should match"),
+		Entry("issuer over http", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Cluster.OIDCIssuerURL = "http://oidc.eks.us-west-2.amazonaws.com/id/X"
+		}, "spec.cluster.oidcIssuerURL", "must start with https://"),
+		Entry("issuer with a trailing slash", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Cluster.OIDCIssuerURL = "https://oidc.eks.us-west-2.amazonaws.com/id/X/"
+		}, "spec.cluster.oidcIssuerURL", "must not end with a slash"),
+		Entry("account that is not 12 digits", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.AccountID = "12345" },
+			"spec.cluster.accountID", "should match"),
+		Entry("service account name with capitals", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileController.ServiceAccount.Name = "Profiles_Controller"
+		}, "spec.profileController.serviceAccount.name", "should match"),
+		Entry("controller role name over 64 characters", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileController.RoleName = "r234567890123456789012345678901234567890123456789012345678901234567890"
+		}, "spec.profileController.roleName", "64"),
+		Entry("duplicate profile names", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{profile("team-a"), profile("team-a")}
+		}, "spec.profiles[1]", "Duplicate value"),
+		Entry("profile name that is not a DNS label", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{profile("Team_A")}
+		}, "spec.profiles[0].name", "should match"),
+		Entry("profile role name over 64 characters", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.RoleName = "r234567890123456789012345678901234567890123456789012345678901234567890"
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].roleName", "64"),
+		Entry("managed policy that is not a policy ARN", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.ManagedPolicyARNs = []string{"arn:aws:iam::123456789012:role/not-a-policy"}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].managedPolicyARNs[0]", "should match"),
+		Entry("inline policy document that is not an object", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.InlinePolicies = []v1alpha1.InlinePolicy{{Name: "s3", Document: apiextensionsv1.JSON{Raw: []byte(`"Allow everything"`)}}}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].inlinePolicies[0].document", "object"),
+		Entry("role path of /", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.IAM.RolePath = "/" },
+			"spec.iam.rolePath", "must not be /"),
+		Entry("permissions boundary that is not a policy ARN", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.IAM.PermissionsBoundaryARN = "boundary"
+		}, "spec.iam.permissionsBoundaryARN", "should match"),
+		Entry("reserved tag key", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.IAM.Tags = []v1alpha1.Tag{{Key: "kubeflow.aws/cluster", Value: "x"}}
+		}, "spec.iam.tags[0].key", "reserved"),
+		Entry("deletion policy that does not exist", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.DeletionPolicy.Profiles = "Purge"
+		}, "spec.deletionPolicy.profiles", "Unsupported value"),
+		Entry("profile role name equal to the controller's", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileController.RoleName = "shared"
+			p := profile("team-a")
+			p.RoleName = "shared"
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec", "must differ from spec.profileController.roleName"),
+	)
+})
