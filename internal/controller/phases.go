@@ -92,7 +92,7 @@ func (r *Reconciler) reconcileOIDCProvider(ctx context.Context, s *scope) bool {
 	want := s.state.OIDCProvider
 	st := &s.cr.Status.OIDCProvider
 	createdBefore := st.ARN == want.ARN && st.Ownership == v1alpha1.OwnershipCreated
-	hash := hashOf(want, createdBefore)
+	hash := hashOf(want)
 	var res awsiam.OIDCProviderResult
 	var err error
 	if _, ok := r.fresh(s, "oidc", hash); ok {

@@ -1,0 +1,406 @@
+package controller_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+	"github.com/awskubeflowprofiles/operator/internal/policy"
+)
+
+// kubeflowFinalizer is the finalizer Kubeflow's profile controller puts on a
+// Profile; the specs add it themselves to stand in for that controller.
+const kubeflowFinalizer = "profile-finalizer"
+
+func createPolicy(name string) string {
+	GinkgoHelper()
+	out, err := aws_.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{
+		PolicyName:     aws.String(name),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	return aws.ToString(out.Policy.Arn)
+}
+
+func inlineDoc(action string) apiextensionsv1.JSON {
+	return apiextensionsv1.JSON{Raw: []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"` + action + `","Resource":"*"}]}`)}
+}
+
+func profileRoleName(profile, cluster string) string { return profile + "-" + cluster + "-role" }
+
+func getProfile(name string) (*unstructured.Unstructured, error) {
+	u := desired.NewProfileObject()
+	err := k8s.Get(ctx, client.ObjectKey{Name: name}, u)
+	return u, err
+}
+
+func inlinePolicies(role string) map[string]policy.Document {
+	GinkgoHelper()
+	names, err := aws_.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
+	Expect(err).NotTo(HaveOccurred())
+	out := map[string]policy.Document{}
+	for _, n := range names.PolicyNames {
+		p, err := aws_.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(n)})
+		Expect(err).NotTo(HaveOccurred())
+		doc, err := policy.Parse(aws.ToString(p.PolicyDocument))
+		Expect(err).NotTo(HaveOccurred())
+		out[n] = doc
+	}
+	return out
+}
+
+func profileStatus(cr *v1alpha1.AwsKubeflowProfiles, name string) v1alpha1.ProfileStatus {
+	for _, p := range cr.Status.Profiles {
+		if p.Name == name {
+			return p
+		}
+	}
+	return v1alpha1.ProfileStatus{}
+}
+
+func nestedString(u *unstructured.Unstructured, fields ...string) string {
+	s, _, _ := unstructured.NestedString(u.Object, fields...)
+	return s
+}
+
+func owner(name string) v1alpha1.ProfileOwner {
+	return v1alpha1.ProfileOwner{Name: name + "@example.com"}
+}
+
+// updateCR applies mutate to the latest version of the object.
+func updateCR(name string, mutate func(*v1alpha1.AwsKubeflowProfiles)) {
+	GinkgoHelper()
+	Eventually(func() error {
+		cr := &v1alpha1.AwsKubeflowProfiles{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: name}, cr); err != nil {
+			return err
+		}
+		mutate(cr)
+		return k8s.Update(ctx, cr)
+	}).Should(Succeed())
+}
+
+var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
+	It("gives each of three profiles a role with exact trust and its permissions, and a Profile carrying the plugin", Label("invariant:least-privilege"), func() {
+		cluster := testCluster()
+		shared := createPolicy("shared-" + cluster)
+		visionOnly := createPolicy("vision-" + cluster)
+		quota := corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("16")}}
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileDefaults.ManagedPolicyARNs = []string{shared}
+			cr.Spec.ProfileDefaults.InlinePolicies = []v1alpha1.InlinePolicy{{Name: "logs", Document: inlineDoc("logs:PutLogEvents")}}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{
+				{Name: "vision-" + cluster, Owner: owner("alice"), ManagedPolicyARNs: []string{visionOnly}, ResourceQuotaSpec: &quota},
+				{Name: "nlp-" + cluster, Owner: owner("bob"), InlinePolicies: []v1alpha1.InlinePolicy{{Name: "s3", Document: inlineDoc("s3:GetObject")}}},
+				{Name: "speech-" + cluster, Owner: v1alpha1.ProfileOwner{Kind: "Group", Name: "speech"}},
+			}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		cr = eventuallyReady(cluster)
+
+		Expect(cr.Status.ProfilesReady).To(Equal("3/3"))
+		Expect(condition(cr, v1alpha1.ProfileRolesReadyCondition).Message).To(Equal("3 of 3 profile roles ready."))
+		Expect(condition(cr, v1alpha1.ProfilesReadyCondition).Status).To(Equal(metav1.ConditionTrue))
+		wantAttached := map[string][]string{
+			"vision-" + cluster: {shared, visionOnly},
+			"nlp-" + cluster:    {shared},
+			"speech-" + cluster: {shared},
+		}
+		wantInline := map[string][]string{
+			"vision-" + cluster: {"logs"}, "nlp-" + cluster: {"logs", "s3"}, "speech-" + cluster: {"logs"},
+		}
+		for name := range wantAttached {
+			role := profileRoleName(name, cluster)
+			roleARN := "arn:aws:iam::" + awsiamtest.AccountID + ":role/kubeflow/" + cluster + "/" + role
+
+			By("profile " + name + ": status")
+			st := profileStatus(cr, name)
+			Expect(st).To(MatchFields(IgnoreExtras, Fields{
+				"Name": Equal(name), "State": Equal(v1alpha1.ProfileStateManaged), "RoleARN": Equal(roleARN),
+				"Ready": BeTrue(), "Reason": Equal(v1alpha1.ReconciledReason), "Message": ContainSubstring("trusts only system:serviceaccount:" + name + ":default-editor"),
+			}))
+
+			By("profile " + name + ": the role trusts exactly its default-editor")
+			Expect(policy.Equal(roleTrust(role), expectedTrust(cluster, name, "default-editor"))).To(BeTrue())
+			Expect(attachedPolicies(role)).To(ConsistOf(wantAttached[name]))
+			inline := inlinePolicies(role)
+			Expect(inline).To(HaveLen(len(wantInline[name])))
+			for _, n := range wantInline[name] {
+				Expect(inline).To(HaveKey(n))
+			}
+
+			By("profile " + name + ": the Profile names the role through the plugin")
+			p, err := getProfile(name)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(p.GetLabels()).To(HaveKeyWithValue(desired.LabelOwner, cluster))
+			arn, annotateOnly, found := desired.ProfilePlugin(p)
+			Expect(found).To(BeTrue())
+			Expect(arn).To(Equal(roleARN))
+			Expect(annotateOnly).To(BeFalse())
+			Expect(p.GetOwnerReferences()).To(BeEmpty(), "garbage collection must never delete a Profile")
+		}
+		vision, _ := getProfile("vision-" + cluster)
+		Expect(nestedString(vision, "spec", "resourceQuotaSpec", "hard", "cpu")).To(Equal("16"))
+		speech, _ := getProfile("speech-" + cluster)
+		Expect(nestedString(speech, "spec", "owner", "kind")).To(Equal("Group"))
+	})
+
+	It("gives a profile whose default role name is too long a valid, stable and unique one", func() {
+		cluster := testCluster() + "-with-a-long-cluster-name"
+		long := "data-science-team-" + strings.Repeat("x", 30)
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: long + "-a", Owner: owner("a")}, {Name: long + "-b", Owner: owner("b")}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		cr = eventuallyReady(cluster)
+		a, b := profileStatus(cr, long+"-a").RoleARN, profileStatus(cr, long+"-b").RoleARN
+		Expect(a).NotTo(Equal(b))
+		for _, arn := range []string{a, b} {
+			name := arn[strings.LastIndex(arn, "/")+1:]
+			Expect(len(name)).To(BeNumerically("<=", 64))
+			Expect(name).To(MatchRegexp(`^[\w+=,.@-]+$`))
+			_, err := getRole(name)
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		By("another reconcile, as after a restart, keeps the same names and creates nothing")
+		aws_.Recorder.Reset()
+		_, err := newReconciler(k8s, apiReader, time.Hour).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(awsiamtest.Actions(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(cluster) && c.Write() }))).To(BeEmpty())
+		cr = eventuallyReady(cluster)
+		Expect(profileStatus(cr, long+"-a").RoleARN).To(Equal(a))
+	})
+
+	It("keeps the Profile and the role of a removed profile by default, and stops Kubeflow from editing the role", Label("teardown", "invariant:no-data-loss"), func() {
+		cluster := testCluster()
+		keep, drop := "keep-"+cluster, "drop-"+cluster
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: keep, Owner: owner("a")}, {Name: drop, Owner: owner("b")}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		eventuallyReady(cluster)
+
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles = cr.Spec.Profiles[:1] })
+		cr = eventuallyReady(cluster)
+		Eventually(func() v1alpha1.ProfileState {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cr), cr)).To(Succeed())
+			return profileStatus(cr, drop).State
+		}).Should(Equal(v1alpha1.ProfileStateRetained))
+		Expect(profileStatus(cr, drop).Message).To(ContainSubstring("No longer managed"))
+		Expect(cr.Status.ProfilesReady).To(Equal("1/1"))
+
+		p, err := getProfile(drop)
+		Expect(err).NotTo(HaveOccurred(), "the Profile, and with it the namespace and its notebooks, stays")
+		Expect(p.GetDeletionTimestamp()).To(BeNil())
+		_, annotateOnly, _ := desired.ProfilePlugin(p)
+		Expect(annotateOnly).To(BeTrue(), "deleting the Profile later must not make Kubeflow rewrite the trust to aud-only")
+		Expect(policy.Equal(roleTrust(profileRoleName(drop, cluster)), expectedTrust(cluster, drop, "default-editor"))).To(BeTrue(),
+			"the retained role still trusts exactly its default-editor")
+	})
+
+	It("deletes a removed profile in order when asked: annotateOnly, then the Profile, and the role only once the Profile is gone", Label("teardown", "invariant:no-data-loss"), func() {
+		cluster := testCluster()
+		keep, drop := "keep-"+cluster, "drop-"+cluster
+		policyARN := createPolicy("drop-" + cluster)
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.DeletionPolicy.Profiles = v1alpha1.DeletionPolicyDelete
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{
+				{Name: keep, Owner: owner("a")},
+				{Name: drop, Owner: owner("b"), ManagedPolicyARNs: []string{policyARN}, InlinePolicies: []v1alpha1.InlinePolicy{{Name: "s3", Document: inlineDoc("s3:*")}}},
+			}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		eventuallyReady(cluster)
+		role := profileRoleName(drop, cluster)
+
+		By("standing in for Kubeflow's profile controller, which holds a finalizer on its Profiles")
+		p, err := getProfile(drop)
+		Expect(err).NotTo(HaveOccurred())
+		controllerutil.AddFinalizer(p, kubeflowFinalizer)
+		Expect(k8s.Update(ctx, p)).To(Succeed())
+
+		aws_.Recorder.Reset()
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles = cr.Spec.Profiles[:1] })
+
+		By("the Profile is deleted only after its plugin was set to annotateOnly")
+		Eventually(func(g Gomega) {
+			p, err = getProfile(drop)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(p.GetDeletionTimestamp()).NotTo(BeNil())
+		}).Should(Succeed())
+		_, annotateOnly, _ := desired.ProfilePlugin(p)
+		Expect(annotateOnly).To(BeTrue(), "the object Kubeflow sees with a deletion timestamp already says annotateOnly")
+
+		By("while the Profile exists, its role and permissions are untouched")
+		cr = &v1alpha1.AwsKubeflowProfiles{}
+		Eventually(func() v1alpha1.ProfileState {
+			Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			return profileStatus(cr, drop).State
+		}).Should(Equal(v1alpha1.ProfileStateDeleting))
+		Expect(profileStatus(cr, drop).Message).To(ContainSubstring("Waiting for Kubeflow Profile"))
+		_, err = getRole(role)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(attachedPolicies(role)).To(ConsistOf(policyARN))
+		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(role) && c.Write() })).To(BeEmpty())
+
+		By("once Kubeflow lets the Profile go, the role is detached, emptied and deleted")
+		controllerutil.RemoveFinalizer(p, kubeflowFinalizer)
+		Expect(k8s.Update(ctx, p)).To(Succeed())
+		Eventually(func() error { _, err := getRole(role); return err }).Should(MatchError(ContainSubstring("NoSuchEntity")))
+		Expect(awsiamtest.Actions(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(role) && c.Write() }))).To(
+			Equal([]string{"DetachRolePolicy", "DeleteRolePolicy", "DeleteRole"}))
+		cr = eventuallyReady(cluster)
+		Eventually(func() []v1alpha1.ProfileStatus {
+			Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			return cr.Status.Profiles
+		}).Should(ConsistOf(HaveField("Name", keep)))
+		_, err = getRole(profileRoleName(keep, cluster))
+		Expect(err).NotTo(HaveOccurred(), "the other profile is untouched")
+	})
+
+	It("leaves a Profile it did not create alone, says why, and adopts it only when asked", Label("adoption", "invariant:ownership"), func() {
+		cluster := testCluster()
+		name := "theirs-" + cluster
+		theirs := desired.NewProfileObject()
+		theirs.SetName(name)
+		theirs.Object["spec"] = map[string]any{"owner": map[string]any{"kind": "User", "name": "carol@example.com"}}
+		Expect(k8s.Create(ctx, theirs)).To(Succeed())
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, theirs)).To(Succeed())
+
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("dave")}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			st := profileStatus(cr, name)
+			g.Expect(st.State).To(Equal(v1alpha1.ProfileStateNotOwned))
+			g.Expect(st.Ready).To(BeFalse())
+			g.Expect(st.Message).To(ContainSubstring("was not created by this operator"))
+			g.Expect(st.Message).To(ContainSubstring("adoptExisting"))
+			c := condition(cr, v1alpha1.ProfilesReadyCondition)
+			g.Expect(c.Reason).To(Equal(v1alpha1.NotOwnedReason))
+			g.Expect(condition(cr, v1alpha1.StalledCondition).Status).To(Equal(metav1.ConditionTrue))
+		}).Should(Succeed())
+		now, err := getProfile(name)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(now.GetResourceVersion()).To(Equal(theirs.GetResourceVersion()), "not modified")
+		_, err = getRole(profileRoleName(name, cluster))
+		Expect(err).To(HaveOccurred(), "no role is made for a Profile the operator may not point at it")
+
+		By("with adoptExisting the Profile is taken over and marked adopted")
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles[0].AdoptExisting = true })
+		cr = eventuallyReady(cluster)
+		now, err = getProfile(name)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(now.GetAnnotations()).To(HaveKeyWithValue(desired.AnnotationAdopted, "true"))
+		Expect(nestedString(now, "spec", "owner", "name")).To(Equal("dave@example.com"))
+		arn, _, _ := desired.ProfilePlugin(now)
+		Expect(arn).To(Equal(profileStatus(cr, name).RoleARN))
+
+		By("an adopted Profile survives even the Delete policy")
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.DeletionPolicy.Profiles = v1alpha1.DeletionPolicyDelete
+		})
+		eventuallyReady(cluster)
+		deleteAndWait(cr)
+		now, err = getProfile(name)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(now.GetDeletionTimestamp()).To(BeNil())
+	})
+
+	It("makes IAM calls only for the profile whose policies change, among 50", Label("invariant:minimal-calls", "slow"), func() {
+		cluster := testCluster()
+		extra := createPolicy("extra-" + cluster)
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			for i := range 50 {
+				cr.Spec.Profiles = append(cr.Spec.Profiles, v1alpha1.ProfileSpec{Name: fmt.Sprintf("p%02d-%s", i, cluster), Owner: owner(fmt.Sprint(i))})
+			}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		cr = eventuallyReady(cluster)
+		Expect(cr.Status.ProfilesReady).To(Equal("50/50"))
+
+		changed := fmt.Sprintf("p17-%s", cluster)
+		role := profileRoleName(changed, cluster)
+		aws_.Recorder.Reset()
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles[17].ManagedPolicyARNs = []string{extra} })
+		eventuallyReady(cluster)
+		Eventually(func() []string { return attachedPolicies(role) }).Should(ConsistOf(extra))
+
+		calls := aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(cluster) })
+		Expect(calls).NotTo(BeEmpty())
+		var elsewhere []string
+		for _, c := range calls {
+			if !c.Mentions(role) {
+				elsewhere = append(elsewhere, c.Action+" "+c.Params.Get("RoleName")+c.Params.Get("PolicyArn")+c.Params.Get("OpenIDConnectProviderArn"))
+			}
+		}
+		Expect(elsewhere).To(BeEmpty(), "calls for other parts of the object")
+		writes := slices.DeleteFunc(calls, func(c awsiamtest.Call) bool { return !c.Write() })
+		Expect(awsiamtest.Actions(writes)).To(Equal([]string{"AttachRolePolicy"}))
+	})
+
+	It("deletes every Profile and role it created when the object is deleted with the Delete policy", Label("teardown"), func() {
+		cluster := testCluster()
+		names := []string{"one-" + cluster, "two-" + cluster}
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.DeletionPolicy = v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyDelete, ClusterIAM: v1alpha1.DeletionPolicyDelete}
+			for _, n := range names {
+				cr.Spec.Profiles = append(cr.Spec.Profiles, v1alpha1.ProfileSpec{Name: n, Owner: owner(n)})
+			}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		cr = eventuallyReady(cluster)
+		deleteAndWait(cr)
+		for _, n := range names {
+			_, err := getProfile(n)
+			Expect(apierrors.IsNotFound(err)).To(BeTrue())
+			_, err = getRole(profileRoleName(n, cluster))
+			Expect(err).To(MatchError(ContainSubstring("NoSuchEntity")))
+		}
+		_, err := aws_.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARNOf(cluster))})
+		Expect(err).To(MatchError(ContainSubstring("NoSuchEntity")), "no retained role trusts it any more")
+	})
+
+	It("keeps the OIDC provider when the cluster IAM is deleted but retained Profiles' roles trust it", Label("teardown", "invariant:no-data-loss"), func() {
+		cluster := testCluster()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.DeletionPolicy = v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyRetain, ClusterIAM: v1alpha1.DeletionPolicyDelete}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: "kept-" + cluster, Owner: owner("k")}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		cr = eventuallyReady(cluster)
+		deleteAndWait(cr)
+		_, err := getRole(controllerRoleName(cluster))
+		Expect(err).To(MatchError(ContainSubstring("NoSuchEntity")), "the controller's IRSA goes")
+		_, err = getRole(profileRoleName("kept-"+cluster, cluster))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = aws_.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARNOf(cluster))})
+		Expect(err).NotTo(HaveOccurred(), "the retained role trusts it")
+		p, err := getProfile("kept-" + cluster)
+		Expect(err).NotTo(HaveOccurred())
+		_, annotateOnly, _ := desired.ProfilePlugin(p)
+		Expect(annotateOnly).To(BeTrue())
+	})
+})
