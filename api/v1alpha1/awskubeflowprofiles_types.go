@@ -40,24 +40,24 @@ type AwsKubeflowProfilesSpec struct {
 	// issuer and uses, but never changes, one it did not create.
 	// +optional
 	// +kubebuilder:default={}
-	OIDCProvider OIDCProviderSpec `json:"oidcProvider,omitempty"`
+	OIDCProvider OIDCProviderSpec `json:"oidcProvider,omitzero"`
 
 	// profileController configures the IRSA of Kubeflow's profile controller,
 	// which edits the trust policies of profile roles through its
 	// AwsIamForServiceAccount plugin.
 	// +optional
 	// +kubebuilder:default={}
-	ProfileController ProfileControllerSpec `json:"profileController,omitempty"`
+	ProfileController ProfileControllerSpec `json:"profileController,omitzero"`
 
 	// iam holds options for every IAM role and policy the operator creates.
 	// +optional
 	// +kubebuilder:default={}
-	IAM IAMSpec `json:"iam,omitempty"`
+	IAM IAMSpec `json:"iam,omitzero"`
 
 	// profileDefaults apply to every entry of profiles. Lists are merged with
 	// each profile's own; single values are overridden by the profile's.
 	// +optional
-	ProfileDefaults ProfileDefaults `json:"profileDefaults,omitempty"`
+	ProfileDefaults ProfileDefaults `json:"profileDefaults,omitzero"`
 
 	// profiles lists the Kubeflow Profiles to manage, each with its own IAM
 	// role trusted only by the default-editor service account of its namespace.
@@ -72,7 +72,7 @@ type AwsKubeflowProfilesSpec struct {
 	// everything, so no namespace, notebook or volume is ever lost by accident.
 	// +optional
 	// +kubebuilder:default={}
-	DeletionPolicy DeletionPolicySpec `json:"deletionPolicy,omitempty"`
+	DeletionPolicy DeletionPolicySpec `json:"deletionPolicy,omitzero"`
 }
 
 // ClusterSpec identifies the EKS cluster.
@@ -128,7 +128,7 @@ type ProfileControllerSpec struct {
 	// eks.amazonaws.com/role-arn annotation and is created when missing.
 	// +optional
 	// +kubebuilder:default={namespace: kubeflow, name: profiles-controller-service-account}
-	ServiceAccount ObjectReference `json:"serviceAccount,omitempty"`
+	ServiceAccount ObjectReference `json:"serviceAccount,omitzero"`
 
 	// policyName is the customer managed IAM policy that allows iam:GetRole
 	// and iam:UpdateAssumeRolePolicy on the profile roles of this object only.
@@ -153,7 +153,7 @@ type ProfileControllerSpec struct {
 	// injects credentials when a pod is admitted.
 	// +optional
 	// +kubebuilder:default={namespace: kubeflow, name: profiles-deployment}
-	Deployment ObjectReference `json:"deployment,omitempty"`
+	Deployment ObjectReference `json:"deployment,omitzero"`
 
 	// restartOnRoleChange turns the restart of deployment's pods on or off.
 	// +optional
@@ -211,7 +211,7 @@ type IAMSpec struct {
 	// half-applied. Raise them here after raising them in Service Quotas.
 	// +optional
 	// +kubebuilder:default={}
-	Quotas IAMQuotas `json:"quotas,omitempty"`
+	Quotas IAMQuotas `json:"quotas,omitzero"`
 }
 
 // IAMQuotas are adjustable IAM quotas of the account.
@@ -432,7 +432,7 @@ type ProfileControllerStatus struct {
 
 	// serviceAccount is the annotated service account, as namespace/name.
 	// +optional
-	ServiceAccount string `json:"serviceAccount,omitempty"`
+	ServiceAccount string `json:"serviceAccount,omitzero"`
 }
 
 // ProfileState says whether a profile is managed or was left behind.

@@ -4,11 +4,33 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 )
 
 var _ = Describe("Admission", Label("invariant:bad-input"), func() {
+	It("fills in the defaults a spec leaves out, even one built in Go with zero-valued structs", func() {
+		cluster := testCluster()
+		cr := &v1alpha1.AwsKubeflowProfiles{
+			ObjectMeta: metav1.ObjectMeta{Name: cluster},
+			Spec: v1alpha1.AwsKubeflowProfilesSpec{
+				Cluster:           v1alpha1.ClusterSpec{Name: cluster, Region: "us-west-2"},
+				ProfileController: v1alpha1.ProfileControllerSpec{RoleName: "pc-" + cluster},
+			},
+		}
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		pc := cr.Spec.ProfileController
+		Expect(pc.ServiceAccount).To(Equal(v1alpha1.ObjectReference{Namespace: "kubeflow", Name: "profiles-controller-service-account"}))
+		Expect(pc.Deployment).To(Equal(v1alpha1.ObjectReference{Namespace: "kubeflow", Name: "profiles-deployment"}))
+		Expect(pc.PolicyName).To(Equal("kf-profile-controller-policy"))
+		Expect(pc.RoleName).To(Equal("pc-" + cluster))
+		Expect(*pc.RestartOnRoleChange).To(BeTrue())
+		Expect(cr.Spec.DeletionPolicy).To(Equal(v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyRetain, ClusterIAM: v1alpha1.DeletionPolicyRetain}))
+		Expect(cr.Spec.IAM.Quotas).To(Equal(v1alpha1.IAMQuotas{ManagedPoliciesPerRole: 10, RoleTrustPolicySize: 2048}))
+	})
+
 	profile := func(name string) v1alpha1.ProfileSpec {
 		return v1alpha1.ProfileSpec{Name: name, Owner: v1alpha1.ProfileOwner{Name: name + "@example.com"}}
 	}
