@@ -570,3 +570,13 @@ type AwsKubeflowProfilesList struct {
 func init() {
 	SchemeBuilder.Register(&AwsKubeflowProfiles{}, &AwsKubeflowProfilesList{})
 }
+
+// Profile returns the status entry of the named profile.
+func (in *AwsKubeflowProfilesStatus) Profile(name string) (ProfileStatus, bool) {
+	for _, p := range in.Profiles {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return ProfileStatus{Name: name}, false
+}

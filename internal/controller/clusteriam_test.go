@@ -100,21 +100,15 @@ func expectedTrust(cluster, namespace, sa string) policy.Document {
 
 func roleTrust(name string) policy.Document {
 	GinkgoHelper()
-	out, err := getRole(name)
-	Expect(err).NotTo(HaveOccurred())
-	doc, err := policy.Parse(aws.ToString(out.Role.AssumeRolePolicyDocument))
+	doc, err := awsiamtest.RoleTrust(ctx, aws_.IAM, name)
 	Expect(err).NotTo(HaveOccurred())
 	return doc
 }
 
 func attachedPolicies(role string) []string {
 	GinkgoHelper()
-	out, err := aws_.IAM.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
+	arns, err := awsiamtest.AttachedPolicyARNs(ctx, aws_.IAM, role)
 	Expect(err).NotTo(HaveOccurred())
-	var arns []string
-	for _, p := range out.AttachedPolicies {
-		arns = append(arns, aws.ToString(p.PolicyArn))
-	}
 	return arns
 }
 

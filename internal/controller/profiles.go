@@ -263,7 +263,7 @@ func (r *Reconciler) applyProfile(ctx context.Context, want *unstructured.Unstru
 func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, have *unstructured.Unstructured, objectDeleted bool) profileResult {
 	log := ctrl.LoggerFrom(ctx).WithValues("profile", name)
 	ctx = ctrl.LoggerInto(ctx, log)
-	prev := previousStatus(s, name)
+	prev, _ := s.cr.Status.Profile(name)
 	res := profileResult{keep: true, status: v1alpha1.ProfileStatus{Name: name, RoleARN: prev.RoleARN}}
 	if have != nil {
 		if arn, _, ok := desired.ProfilePlugin(have); ok && desired.ProfileOwnedBy(have, s.cr.Name) {
@@ -391,15 +391,6 @@ func (r *Reconciler) setAnnotateOnly(ctx context.Context, s *scope, have *unstru
 	return nil
 }
 
-func previousStatus(s *scope, name string) v1alpha1.ProfileStatus {
-	for _, e := range s.cr.Status.Profiles {
-		if e.Name == name {
-			return e
-		}
-	}
-	return v1alpha1.ProfileStatus{Name: name}
-}
-
 // deleteProfiles lets go of every profile when the object is deleted and
 // reports whether all are done.
 func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
@@ -411,7 +402,8 @@ func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
 	names := r.formerProfiles(s, existing, map[string]bool{})
 	for _, p := range s.cr.Spec.Profiles {
 		if !slices.Contains(names, p.Name) {
-			if u := existing[p.Name]; u != nil && desired.ProfileOwnedBy(u, s.cr.Name) || previousStatus(s, p.Name).RoleARN != "" {
+			prev, _ := s.cr.Status.Profile(p.Name)
+			if u := existing[p.Name]; u != nil && desired.ProfileOwnedBy(u, s.cr.Name) || prev.RoleARN != "" {
 				names = append(names, p.Name)
 			}
 		}

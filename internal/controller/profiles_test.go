@@ -69,12 +69,8 @@ func inlinePolicies(role string) map[string]policy.Document {
 }
 
 func profileStatus(cr *v1alpha1.AwsKubeflowProfiles, name string) v1alpha1.ProfileStatus {
-	for _, p := range cr.Status.Profiles {
-		if p.Name == name {
-			return p
-		}
-	}
-	return v1alpha1.ProfileStatus{}
+	p, _ := cr.Status.Profile(name)
+	return p
 }
 
 func nestedString(u *unstructured.Unstructured, fields ...string) string {

@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/sivchari/kumo"
+
+	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
 
 // AccountID is the account kumo puts in IAM ARNs. (Its STS answers another
@@ -205,4 +207,27 @@ func (e *Env) CreateCluster(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return aws.ToString(out.Cluster.Identity.Oidc.Issuer), nil
+}
+
+// RoleTrust reads and parses the trust policy of a role.
+func RoleTrust(ctx context.Context, api *iam.Client, role string) (policy.Document, error) {
+	out, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)})
+	if err != nil {
+		return policy.Document{}, err
+	}
+	return policy.Parse(aws.ToString(out.Role.AssumeRolePolicyDocument))
+}
+
+// AttachedPolicyARNs lists, sorted, the managed policies attached to a role.
+func AttachedPolicyARNs(ctx context.Context, api *iam.Client, role string) ([]string, error) {
+	out, err := api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
+	if err != nil {
+		return nil, err
+	}
+	arns := make([]string, 0, len(out.AttachedPolicies))
+	for _, p := range out.AttachedPolicies {
+		arns = append(arns, aws.ToString(p.PolicyArn))
+	}
+	slices.Sort(arns)
+	return arns, nil
 }
