@@ -57,18 +57,18 @@ envtest: setup-envtest ## Obtain kube-apiserver and etcd for envtest (download, 
 	@scripts/envtest-binaries.sh $(ENVTEST_K8S_VERSION) $(ENVTEST_DIR) $(SETUP_ENVTEST) >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest test-unit ## Run every test that can run here: unit and envtest integration.
+test: manifests generate fmt vet envtest test-unit test-e2e-local ## Run every test that can run here: unit, envtest integration and e2e on the local target.
 
 .PHONY: test-unit
 test-unit: envtest ## Run unit and envtest+kumo integration tests.
-	KUBEBUILDER_ASSETS="$(ENVTEST_DIR)" go test ./api/... ./internal/... ./cmd/... -coverprofile cover.out
+	KUBEBUILDER_ASSETS="$(ENVTEST_DIR)" go test ./api/... ./internal/... ./cmd/... ./hack/localenv/... ./e2e/framework/... -coverprofile cover.out
 
 .PHONY: test-e2e-local
 test-e2e-local: ## Run the e2e suite on the local target (real control plane, kumo, operator as processes).
 	$(MAKE) test-e2e E2E_TARGET=local
 
 .PHONY: test-e2e
-test-e2e: envtest build ## Run the e2e suite on E2E_TARGET (local, kind or eks).
+test-e2e: envtest build ## Run the e2e suite on E2E_TARGET (local, kind or eks); kind and eks skip with a reason where they cannot run.
 	scripts/e2e.sh $(E2E_TARGET) $(ENVTEST_DIR) $(GINKGO_FLAGS)
 
 .PHONY: bench
