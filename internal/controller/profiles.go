@@ -187,6 +187,10 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 		res.err, res.status.Reason, res.status.Message = err, o.reason, truncate(o.message)
 		return res
 	}
+	if p.Invalid != nil {
+		// Nothing of an invalid profile reaches AWS or the Profile.
+		return fail(p.Invalid)
+	}
 	if have != nil && !have.GetDeletionTimestamp().IsZero() {
 		return fail(fmt.Errorf("%w: Kubeflow Profile %s is being deleted; it is created again once it is gone", awsiam.ErrPropagating, p.Name))
 	}

@@ -325,6 +325,34 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Expect(now.GetDeletionTimestamp()).To(BeNil())
 	})
 
+	It("reports a profile over an IAM quota without calling IAM for it, and goes ahead with the others", Label("invariant:bad-input"), func() {
+		cluster := testCluster()
+		over, fine := "over-"+cluster, "fine-"+cluster
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.IAM.Quotas.ManagedPoliciesPerRole = 2
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{
+				{Name: over, Owner: owner("o"), ManagedPolicyARNs: []string{
+					"arn:aws:iam::123456789012:policy/a", "arn:aws:iam::123456789012:policy/b", "arn:aws:iam::123456789012:policy/c"}},
+				{Name: fine, Owner: owner("f")},
+			}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			st := profileStatus(cr, over)
+			g.Expect(st.Reason).To(Equal(v1alpha1.InvalidSpecReason))
+			g.Expect(st.Message).To(ContainSubstring("3 managed policies attached, more than the quota of 2"))
+			g.Expect(st.Message).To(ContainSubstring("spec.iam.quotas.managedPoliciesPerRole"))
+			g.Expect(profileStatus(cr, fine).Ready).To(BeTrue())
+			g.Expect(cr.Status.ProfilesReady).To(Equal("1/2"))
+			g.Expect(condition(cr, v1alpha1.StalledCondition).Reason).To(Equal(v1alpha1.InvalidSpecReason))
+		}).Should(Succeed())
+		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(profileRoleName(over, cluster)) })).To(BeEmpty(),
+			"nothing of the invalid profile reaches IAM")
+		_, err := getProfile(over)
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nor Kubernetes")
+	})
+
 	It("makes IAM calls only for the profile whose policies change, among 50", Label("invariant:minimal-calls", "slow"), func() {
 		cluster := testCluster()
 		extra := createPolicy("extra-" + cluster)

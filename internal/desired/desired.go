@@ -88,6 +88,10 @@ type Role struct {
 
 // Profile is one Kubeflow Profile and its role.
 type Profile struct {
+	// Invalid says why the profile's spec cannot be applied (wrapping
+	// ErrInvalidSpec); the rest of the struct may then be incomplete.
+	Invalid error
+
 	Name              string
 	Owner             v1alpha1.ProfileOwner
 	ResourceQuotaSpec *corev1.ResourceQuotaSpec
@@ -168,7 +172,9 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 		}
 	}
 
-	usedBy := map[string]string{roleName: "spec.profileController"}
+	// A profile that cannot be applied is marked, not fatal: the other
+	// profiles go ahead, and nothing of the marked one reaches AWS.
+	usedBy := map[string][]int{}
 	for i, p := range spec.Profiles {
 		field := fmt.Sprintf("spec.profiles[%d] (%s)", i, p.Name)
 		prof, err := buildProfile(p, spec, field, quotas, func(role *Role) {
@@ -177,14 +183,25 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 			role.Trust = policy.WebIdentityTrust(st.OIDCProvider.ARN, issuer, policy.ServiceAccountSubject(p.Name, KubeflowEditorServiceAccount))
 			role.Tags = tags(TagProfile, p.Name)
 		})
-		if err != nil {
-			return State{}, err
+		prof.Invalid = err
+		if prof.Role.Name == roleName {
+			prof.Invalid = fmt.Errorf("%w: %s would use role name %q, the profile controller's; set spec.profiles[].roleName", ErrInvalidSpec, field, roleName)
 		}
-		if other, taken := usedBy[prof.Role.Name]; taken {
-			return State{}, fmt.Errorf("%w: %s and %s both use role name %q; set a distinct spec.profiles[].roleName", ErrInvalidSpec, other, field, prof.Role.Name)
-		}
-		usedBy[prof.Role.Name] = field
+		usedBy[prof.Role.Name] = append(usedBy[prof.Role.Name], len(st.Profiles))
 		st.Profiles = append(st.Profiles, prof)
+	}
+	for name, idx := range usedBy {
+		if len(idx) < 2 || name == "" {
+			continue
+		}
+		var names []string
+		for _, i := range idx {
+			names = append(names, st.Profiles[i].Name)
+		}
+		for _, i := range idx {
+			st.Profiles[i].Invalid = fmt.Errorf("%w: profiles %s would share role name %q; set a distinct spec.profiles[].roleName",
+				ErrInvalidSpec, strings.Join(names, " and "), name)
+		}
 	}
 	slices.SortFunc(st.Profiles, func(a, b Profile) int { return strings.Compare(a.Name, b.Name) })
 	return st, nil
@@ -220,8 +237,9 @@ func buildProfile(p v1alpha1.ProfileSpec, spec v1alpha1.AwsKubeflowProfilesSpec,
 	if d := firstNonNil(p.MaxSessionDurationSeconds, defaults.MaxSessionDurationSeconds); d != nil {
 		role.MaxSessionDuration = *d
 	}
+	base := Profile{Name: p.Name, Owner: p.Owner, Role: role}
 	if n := len(role.ManagedPolicyARNs); n > int(quotas.ManagedPoliciesPerRole) {
-		return Profile{}, fmt.Errorf("%w: %s would have %d managed policies attached, more than the quota of %d; remove some or raise spec.iam.quotas.managedPoliciesPerRole after raising the quota in Service Quotas",
+		return base, fmt.Errorf("%w: %s would have %d managed policies attached, more than the quota of %d; remove some or raise spec.iam.quotas.managedPoliciesPerRole after raising the quota in Service Quotas",
 			ErrInvalidSpec, field, n, quotas.ManagedPoliciesPerRole)
 	}
 	inline := map[string]v1alpha1.InlinePolicy{}
@@ -235,18 +253,19 @@ func buildProfile(p v1alpha1.ProfileSpec, spec v1alpha1.AwsKubeflowProfilesSpec,
 	for name, ip := range inline {
 		doc, err := policy.Parse(string(ip.Document.Raw))
 		if err != nil {
-			return Profile{}, fmt.Errorf("%w: inline policy %q of %s: %v", ErrInvalidSpec, name, field, err)
+			return base, fmt.Errorf("%w: inline policy %q of %s: %v", ErrInvalidSpec, name, field, err)
 		}
 		role.InlinePolicies[name] = doc
 		size += doc.Size()
 	}
 	if size > MaxInlinePoliciesSize {
-		return Profile{}, fmt.Errorf("%w: the inline policies of %s total %d characters, more than IAM's %d per role; move permissions into managed policies",
+		return base, fmt.Errorf("%w: the inline policies of %s total %d characters, more than IAM's %d per role; move permissions into managed policies",
 			ErrInvalidSpec, field, size, MaxInlinePoliciesSize)
 	}
 	finish(&role)
+	base.Role = role
 	if err := checkTrustSize(role, quotas, field); err != nil {
-		return Profile{}, err
+		return base, err
 	}
 	quota := p.ResourceQuotaSpec
 	if quota == nil && defaults.ResourceQuotaSpec != nil {

@@ -139,40 +139,6 @@ func TestBuildRejects(t *testing.T) {
 			mutate:  func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) { s.IAM.RolePath = "/" },
 			wantErr: "spec.iam.rolePath",
 		},
-		"two profiles sharing a role name": {
-			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) {
-				s.Profiles[0].RoleName = "shared"
-				s.Profiles[1].RoleName = "shared"
-			},
-			wantErr: `both use role name "shared"`,
-		},
-		"a profile role named like the controller's": {
-			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) {
-				s.Profiles[0].RoleName = "kf-profile-controller-prod-role"
-			},
-			wantErr: "spec.profileController",
-		},
-		"more managed policies than the quota": {
-			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) {
-				for i := range 11 {
-					s.Profiles[0].ManagedPolicyARNs = append(s.Profiles[0].ManagedPolicyARNs, "arn:aws:iam::123456789012:policy/p"+string(rune('a'+i)))
-				}
-			},
-			wantErr: "11 managed policies attached, more than the quota of 10",
-		},
-		"an inline policy that is not a policy": {
-			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) {
-				s.Profiles[0].InlinePolicies = []v1alpha1.InlinePolicy{{Name: "bad", Document: apiextensionsv1.JSON{Raw: []byte(`{"Statement":[{"Effect":"Allow","Actions":"s3:*"}]}`)}}}
-			},
-			wantErr: `inline policy "bad" of spec.profiles[0] (team-b)`,
-		},
-		"inline policies over IAM's 10240 characters": {
-			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) {
-				big := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + strings.Repeat("b", 11000) + `"}]}`
-				s.Profiles[0].InlinePolicies = []v1alpha1.InlinePolicy{{Name: "big", Document: apiextensionsv1.JSON{Raw: []byte(big)}}}
-			},
-			wantErr: "more than IAM's 10240 per role",
-		},
 		"an account that is not 12 digits": {
 			mutate:  func(_ *v1alpha1.AwsKubeflowProfilesSpec, f *desired.ClusterFacts) { f.AccountID = "000" },
 			wantErr: "account ID",
@@ -194,6 +160,70 @@ func TestBuildRejects(t *testing.T) {
 	}
 }
 
+// A profile that cannot be applied is marked invalid on its own; the other
+// profile stays valid, so one bad entry does not hold up the rest.
+func TestBuildMarksInvalidProfiles(t *testing.T) {
+	cases := map[string]struct {
+		mutate      func(*v1alpha1.AwsKubeflowProfilesSpec)
+		wantErr     string
+		bothInvalid bool
+	}{
+		"two profiles sharing a role name": {
+			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec) {
+				s.Profiles[0].RoleName = "shared"
+				s.Profiles[1].RoleName = "shared"
+			},
+			wantErr:     `profiles team-b and team-a would share role name "shared"`,
+			bothInvalid: true,
+		},
+		"a profile role named like the controller's": {
+			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec) {
+				s.Profiles[0].RoleName = "kf-profile-controller-prod-role"
+			},
+			wantErr: "the profile controller's",
+		},
+		"more managed policies than the quota": {
+			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec) {
+				for i := range 11 {
+					s.Profiles[0].ManagedPolicyARNs = append(s.Profiles[0].ManagedPolicyARNs, "arn:aws:iam::123456789012:policy/p"+string(rune('a'+i)))
+				}
+			},
+			wantErr: "11 managed policies attached, more than the quota of 10",
+		},
+		"an inline policy that is not a policy": {
+			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec) {
+				s.Profiles[0].InlinePolicies = []v1alpha1.InlinePolicy{{Name: "bad", Document: apiextensionsv1.JSON{Raw: []byte(`{"Statement":[{"Effect":"Allow","Actions":"s3:*"}]}`)}}}
+			},
+			wantErr: `inline policy "bad" of spec.profiles[0] (team-b)`,
+		},
+		"inline policies over IAM's 10240 characters": {
+			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec) {
+				big := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + strings.Repeat("b", 11000) + `"}]}`
+				s.Profiles[0].InlinePolicies = []v1alpha1.InlinePolicy{{Name: "big", Document: apiextensionsv1.JSON{Raw: []byte(big)}}}
+			},
+			wantErr: "more than IAM's 10240 per role",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			spec := baseSpec()
+			tc.mutate(&spec)
+			st, err := desired.Build("kf", spec, facts)
+			g.Expect(err).NotTo(HaveOccurred())
+			// Profiles[0] of the spec is team-b; the state is sorted by name.
+			teamA, teamB := st.Profiles[0], st.Profiles[1]
+			g.Expect(teamB.Invalid).To(MatchError(desired.ErrInvalidSpec))
+			g.Expect(teamB.Invalid).To(MatchError(ContainSubstring(tc.wantErr)))
+			if tc.bothInvalid {
+				g.Expect(teamA.Invalid).To(MatchError(ContainSubstring(tc.wantErr)))
+			} else {
+				g.Expect(teamA.Invalid).NotTo(HaveOccurred())
+			}
+		})
+	}
+}
+
 func TestBuildTrustSizeQuota(t *testing.T) {
 	g := NewWithT(t)
 	spec := baseSpec()
@@ -205,7 +235,7 @@ func TestBuildTrustSizeQuota(t *testing.T) {
 	spec.IAM.Quotas.RoleTrustPolicySize = 2048
 	f.IssuerURL = "https://" + strings.Repeat("o", 2000)
 	_, err = desired.Build("kf", spec, f)
-	g.Expect(err).To(MatchError(ContainSubstring("spec.iam.quotas.roleTrustPolicySize")))
+	g.Expect(err).To(MatchError(ContainSubstring("spec.iam.quotas.roleTrustPolicySize")), "the controller's trust is too long too")
 }
 
 func TestPartition(t *testing.T) {
