@@ -61,7 +61,7 @@ test: manifests generate fmt vet envtest test-unit test-e2e-local ## Run every t
 
 .PHONY: test-unit
 test-unit: envtest ## Run unit and envtest+kumo integration tests.
-	KUBEBUILDER_ASSETS="$(ENVTEST_DIR)" go test ./api/... ./internal/... ./cmd/... ./hack/localenv/... ./e2e/framework/... -coverprofile cover.out
+	KUBEBUILDER_ASSETS="$(ENVTEST_DIR)" go test ./api/... ./internal/... ./cmd/... ./hack/... ./e2e/framework/... -coverprofile cover.out
 
 .PHONY: test-e2e-local
 test-e2e-local: ## Run the e2e suite on the local target (real control plane, kumo, operator as processes).
@@ -103,6 +103,28 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml with th
 	mkdir -p dist
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default > dist/install.yaml
+
+##@ OLM bundle
+
+BUNDLE_IMG ?= ghcr.io/awskubeflowprofiles/operator-bundle:v$(VERSION)
+CHANNELS ?= candidate
+DEFAULT_CHANNEL ?= candidate
+
+.PHONY: bundle
+bundle: manifests kustomize ## Generate the OLM bundle (bundle/, bundle.Dockerfile) and validate it.
+	$(KUSTOMIZE) build config/manifests | go run ./hack/bundle -version $(VERSION) -image $(IMG) \
+		-channels $(CHANNELS) -default-channel $(DEFAULT_CHANNEL)
+	go test ./hack/bundle/ -run TestCommittedBundleIsValid -count=1
+	@if [ -n "$(OPERATOR_SDK)" ]; then $(OPERATOR_SDK) bundle validate ./bundle --select-optional name=operatorhub; \
+	else echo "operator-sdk not found: validated with operator-framework/api only"; fi
+
+.PHONY: bundle-build
+bundle-build: ## Build the bundle image.
+	docker build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
+
+.PHONY: bundle-push
+bundle-push: ## Push the bundle image.
+	docker push $(BUNDLE_IMG)
 
 ##@ Deployment
 
