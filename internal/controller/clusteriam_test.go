@@ -279,6 +279,28 @@ var _ = Describe("Cluster-level IAM", Label("oidc", "controller-irsa"), func() {
 		Expect(err).To(HaveOccurred(), "nothing should be created after a refusal")
 	})
 
+	It("lets the object go, and leaves the role, when the role lost its ownership tags before deletion", Label("teardown", "invariant:ownership"), func() {
+		cluster := testCluster()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.DeletionPolicy.ClusterIAM = v1alpha1.DeletionPolicyDelete
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		eventuallyReady(cluster)
+		// Someone else claims the role (kumo has no UntagRole, so the tag
+		// is overwritten rather than removed).
+		_, err := aws_.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(controllerRoleName(cluster)),
+			Tags: []iamtypes.Tag{{Key: aws.String("kubeflow.aws/awskubeflowprofiles"), Value: aws.String("someone-else")}}})
+		Expect(err).NotTo(HaveOccurred())
+
+		deleteAndWait(cr)
+		_, err = getRole(controllerRoleName(cluster))
+		Expect(err).NotTo(HaveOccurred(), "a role the operator no longer owns is not deleted")
+		Expect(attachedPolicies(controllerRoleName(cluster))).To(HaveLen(1),
+			"nor changed: its policy stays attached, and so the policy stays too")
+		_, err = aws_.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARNOf(cluster))})
+		Expect(err).To(MatchError(ContainSubstring("NoSuchEntity")), "what it still owns is deleted")
+	})
+
 	DescribeTable("deletion follows the deletion policy and never touches an OIDC provider it did not create",
 		Label("teardown", "invariant:ownership"),
 		func(policyName v1alpha1.DeletionPolicy, providerExists bool) {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"regexp"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,11 +28,12 @@ const (
 // try again: terminal failures wait for the periodic resync (or a spec
 // change); transient ones come back sooner.
 func failure(err error) (outcome, time.Duration) {
+	msg := stableMessage(err)
 	stalled := func(reason string) (outcome, time.Duration) {
-		return outcome{reason: reason, message: err.Error(), stalled: true}, 0
+		return outcome{reason: reason, message: msg, stalled: true}, 0
 	}
 	retry := func(reason string, after time.Duration) (outcome, time.Duration) {
-		return outcome{reason: reason, message: err.Error()}, after
+		return outcome{reason: reason, message: msg}, after
 	}
 	switch {
 	case errors.Is(err, desired.ErrInvalidSpec), errors.Is(err, awsiam.ErrInvalidPolicy), errors.Is(err, awsiam.ErrPathMismatch):
@@ -63,4 +65,14 @@ func failure(err error) (outcome, time.Duration) {
 	default:
 		return retry(v1alpha1.KubernetesErrorReason, 0)
 	}
+}
+
+// requestDetails are the parts of an AWS SDK error that change on every
+// call; left in, a persistent failure would rewrite the status and raise a
+// new Warning on each retry.
+var requestDetails = regexp.MustCompile(`(https response error StatusCode: \d+, )?RequestID: [^,]*, `)
+
+// stableMessage is the error's text without per-request details.
+func stableMessage(err error) string {
+	return requestDetails.ReplaceAllString(err.Error(), "")
 }

@@ -2,7 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -199,7 +202,7 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 	if arn := st.ProfileController.Role.ARN; arn != "" {
 		changes, err := r.IAM.DeleteOwnedRole(ctx, roleNameFromARN(arn), owner)
 		r.emit(ctx, s.cr, changes)
-		if err != nil {
+		if err := r.keepIfNotOwned(s, err); err != nil {
 			return err
 		}
 	}
@@ -207,9 +210,12 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 		changes, err := r.IAM.DeleteOwnedPolicy(ctx, arn, owner)
 		r.emit(ctx, s.cr, changes)
 		if awsiam.IsDeleteConflict(err) {
-			return fmt.Errorf("%w: IAM policy %s is still attached to a role the operator did not create; detach it so it can be deleted", err, arn)
+			// Still attached to a role the operator may not touch: detaching
+			// would change someone else's role, so the policy stays too.
+			err = fmt.Errorf("%w: IAM policy %s is still attached to a role this operator does not own; detach it and delete the policy yourself",
+				awsiam.ErrNotOwned, arn)
 		}
-		if err != nil {
+		if err := r.keepIfNotOwned(s, err); err != nil {
 			return err
 		}
 	}
@@ -222,7 +228,22 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 	}
 	changes, err := r.IAM.DeleteOwnedOIDCProvider(ctx, st.OIDCProvider.ARN, owner, true)
 	r.emit(ctx, s.cr, changes)
-	return err
+	return r.keepIfNotOwned(s, err)
+}
+
+// keepIfNotOwned turns a refusal to delete a resource the operator no longer
+// owns (its tags were changed, or a foreign role uses it) into a Warning: the
+// resource stays, and the finalizer is not held forever by something the
+// operator must not touch.
+func (r *Reconciler) keepIfNotOwned(s *scope, err error) error {
+	if !errors.Is(err, awsiam.ErrNotOwned) {
+		return err
+	}
+	if r.Recorder != nil {
+		r.Recorder.Eventf(s.cr, nil, corev1.EventTypeWarning, v1alpha1.NotOwnedReason, "Delete",
+			"Left in place: %s", err.Error())
+	}
+	return nil
 }
 
 // roleNameFromARN is the name of a role: the part of its ARN after the path.

@@ -119,3 +119,16 @@ func TestFailure(t *testing.T) {
 		})
 	}
 }
+
+// The same failure must give the same message on every retry, or the status
+// and the Warning events would churn.
+func TestFailureMessageIsStableAcrossRetries(t *testing.T) {
+	g := NewWithT(t)
+	sdkErr := func(id string) error {
+		return fmt.Errorf("deleting policy p: operation error IAM: DeletePolicy, https response error StatusCode: 409, RequestID: %s, DeleteConflict: Cannot delete a policy attached to entities.", id)
+	}
+	a, _ := failure(sdkErr("cede1d6a-30d2-4b92-80cc-273240aef2ea"))
+	b, _ := failure(sdkErr("6075748c-7447-4631-9cc9-56fbc4c6e234"))
+	g.Expect(a.message).To(Equal(b.message))
+	g.Expect(a.message).To(Equal("deleting policy p: operation error IAM: DeletePolicy, DeleteConflict: Cannot delete a policy attached to entities."))
+}
