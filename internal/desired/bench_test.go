@@ -1,0 +1,24 @@
+package desired_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+)
+
+// Build runs on every reconcile; this is its cost at the API's limit of 500
+// profiles.
+func BenchmarkBuild500Profiles(b *testing.B) {
+	spec := baseSpec()
+	spec.Profiles = nil
+	for i := range 500 {
+		spec.Profiles = append(spec.Profiles, v1alpha1.ProfileSpec{Name: fmt.Sprintf("team-%03d", i), Owner: v1alpha1.ProfileOwner{Name: "x"}})
+	}
+	for b.Loop() {
+		if _, err := desired.Build("kf", spec, facts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
