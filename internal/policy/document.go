@@ -314,19 +314,17 @@ func (s Statement) canonical() string {
 	fmt.Fprintf(&b, "notresource=%s;", setOf(s.NotResource, nil))
 	ops := sortedKeys(s.Condition)
 	for _, op := range ops {
-		keys := map[string]Values{}
+		// Keys are case-insensitive, but two keys differing only in case are
+		// two conditions (ANDed), not one list of values (ORed).
+		var entries []string
 		for k, v := range s.Condition[op] {
-			lk := strings.ToLower(k)
-			keys[lk] = append(keys[lk], v...)
+			entries = append(entries, strings.ToLower(k)+"="+setOf(v, nil))
 		}
-		if len(keys) == 0 {
+		if len(entries) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "cond:%s{", op)
-		for _, k := range sortedKeys(keys) {
-			fmt.Fprintf(&b, "%s=%s;", k, setOf(keys[k], nil))
-		}
-		b.WriteString("}")
+		sort.Strings(entries)
+		fmt.Fprintf(&b, "cond:%s{%s}", op, strings.Join(entries, ";"))
 	}
 	return b.String()
 }

@@ -86,6 +86,11 @@ func TestEqual(t *testing.T) {
 			b:     `{"Statement":[{"Effect":"Allow","Action":"s3:*","Condition":{"StringEquals":{"aws:principaltag/team":"a"}}}]}`,
 			equal: true,
 		},
+		"two keys differing in case are two conditions, not one list": {
+			a:     `{"Statement":[{"Effect":"Allow","Action":"s3:*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"a","aws:principaltag/team":"b"}}}]}`,
+			b:     `{"Statement":[{"Effect":"Allow","Action":"s3:*","Condition":{"StringEquals":{"aws:PrincipalTag/team":["a","b"]}}}]}`,
+			equal: false,
+		},
 		"statements in another order": {
 			a:     `{"Statement":[{"Effect":"Allow","Action":"s3:*"},{"Effect":"Deny","Action":"iam:*"}]}`,
 			b:     `{"Statement":[{"Effect":"Deny","Action":"iam:*"},{"Effect":"Allow","Action":"s3:*"}]}`,
