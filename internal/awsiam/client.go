@@ -2,6 +2,7 @@ package awsiam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -77,6 +78,10 @@ func call[T any](ctx context.Context, c *Client, service, op string, fn func(con
 	}
 	return out, err
 }
+
+// errEmptyAnswer marks a successful response missing the object it should
+// carry, which only a misbehaving endpoint sends.
+var errEmptyAnswer = errors.New("the endpoint answered without the expected object")
 
 // CallerAccount is the account of the operator's credentials.
 func (c *Client) CallerAccount(ctx context.Context) (string, error) {
@@ -189,6 +194,9 @@ func (c *Client) GetPolicy(ctx context.Context, arn string) (*ManagedPolicy, err
 	if err != nil {
 		return nil, fmt.Errorf("reading policy %s: %w", arn, err)
 	}
+	if out.Policy == nil {
+		return nil, fmt.Errorf("reading policy %s: %w", arn, errEmptyAnswer)
+	}
 	p := &ManagedPolicy{ARN: arn, DefaultVersionID: aws.ToString(out.Policy.DefaultVersionId), Tags: tagMap(out.Policy.Tags)}
 	ver, err := call(ctx, c, "iam", "GetPolicyVersion", func(ctx context.Context) (*iam.GetPolicyVersionOutput, error) {
 		return c.iam.GetPolicyVersion(ctx, &iam.GetPolicyVersionInput{PolicyArn: aws.String(arn), VersionId: out.Policy.DefaultVersionId})
@@ -198,6 +206,8 @@ func (c *Client) GetPolicy(ctx context.Context, arn string) (*ManagedPolicy, err
 		return p, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading version %s of policy %s: %w", p.DefaultVersionID, arn, err)
+	case ver.PolicyVersion == nil:
+		return nil, fmt.Errorf("reading version %s of policy %s: %w", p.DefaultVersionID, arn, errEmptyAnswer)
 	}
 	doc, err := policy.Parse(aws.ToString(ver.PolicyVersion.Document))
 	if err != nil {
@@ -219,6 +229,9 @@ func (c *Client) CreatePolicy(ctx context.Context, want desired.ManagedPolicy) (
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating policy %s: %w", want.Name, err)
+	}
+	if out.Policy == nil {
+		return "", fmt.Errorf("creating policy %s: %w", want.Name, errEmptyAnswer)
 	}
 	return aws.ToString(out.Policy.Arn), nil
 }
@@ -331,6 +344,9 @@ func (c *Client) GetRole(ctx context.Context, name string) (*Role, error) {
 		return nil, fmt.Errorf("reading role %s: %w", name, err)
 	}
 	r := out.Role
+	if r == nil {
+		return nil, fmt.Errorf("reading role %s: %w", name, errEmptyAnswer)
+	}
 	trust, err := policy.Parse(aws.ToString(r.AssumeRolePolicyDocument))
 	if err != nil {
 		return nil, fmt.Errorf("reading the trust policy of role %s: %w", name, err)
@@ -370,6 +386,9 @@ func (c *Client) CreateRole(ctx context.Context, want desired.Role) (string, err
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating role %s: %w", want.Name, err)
+	}
+	if out.Role == nil {
+		return "", fmt.Errorf("creating role %s: %w", want.Name, errEmptyAnswer)
 	}
 	return aws.ToString(out.Role.Arn), nil
 }

@@ -59,7 +59,7 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 	if err != nil {
 		return OIDCProviderResult{}, err
 	}
-	if !desired.OwnedBy(have.Tags, owner) && !createdBefore {
+	if !ownsProvider(have, owner, createdBefore) {
 		if !slices.Contains(have.ClientIDs, policy.Audience) {
 			return OIDCProviderResult{ARN: have.ARN, External: true}, fmt.Errorf(
 				"%w: OIDC provider %s was not created by this operator and lacks client ID %s; add it with `aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s`",
@@ -78,6 +78,14 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 		})
 	}
 	return res, nil
+}
+
+// ownsProvider reports whether the operator created the provider: its tags
+// say so or, for a provider with no tags at all (kumo keeps none), the
+// operator's own record of creating it does. A provider tagged by anyone
+// else is never taken for the operator's.
+func ownsProvider(have *OIDCProvider, owner desired.Owner, createdBefore bool) bool {
+	return desired.OwnedBy(have.Tags, owner) || (createdBefore && len(have.Tags) == 0)
 }
 
 // ErrClientIDMissing marks an external OIDC provider that does not accept
@@ -143,6 +151,9 @@ type RoleResult struct {
 	Changes []Change
 	// Skipped lists writes the endpoint does not support.
 	Skipped Unsupported
+	// TrustWasAudienceOnly is set when the role was found trusting every
+	// service account of the cluster, as Kubeflow's revoke leaves it.
+	TrustWasAudienceOnly bool
 }
 
 // RolePlan is the minimal set of writes that makes a role match its spec.
@@ -255,6 +266,13 @@ func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desire
 			Message: fmt.Sprintf("Adopted IAM role %s as the spec asks; it will never be deleted by the operator", have.ARN),
 		})
 	}
+	if profile, want := have.Tags[desired.TagProfile], want.Tags[desired.TagProfile]; profile != "" && profile != want {
+		// The role belongs to another profile of this object, typically a
+		// retained one whose notebooks still use it: re-trusting it for
+		// this profile would cut them off.
+		return res, fmt.Errorf("%w: IAM role %s belongs to profile %q, not %q; set a distinct spec.profiles[].roleName",
+			ErrNotOwned, have.ARN, profile, want)
+	}
 	res.Adopted = desired.Adopted(have.Tags)
 	if !res.Adopted && have.Path != want.Path {
 		return res, fmt.Errorf(
@@ -269,6 +287,7 @@ func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desire
 	if err != nil {
 		return res, err
 	}
+	res.TrustWasAudienceOnly = policy.AudienceOnly(have.Trust)
 	return c.applyRolePlan(ctx, res, want, PlanRole(*have, attached, inline, want))
 }
 
@@ -291,7 +310,11 @@ func (c *Client) applyRolePlan(ctx context.Context, res RoleResult, want desired
 		if err := c.UpdateTrust(ctx, name, want.Trust); err != nil {
 			return res, err
 		}
-		change("TrustPolicyUpdated", "update", "Updated the trust policy of IAM role %s to trust exactly %s", name, subjectsOf(want.Trust))
+		if res.TrustWasAudienceOnly {
+			change("TrustPolicyRestored", "update", "IAM role %s trusted every service account of the cluster (audience only); restored it to trust exactly %s", name, subjectsOf(want.Trust))
+		} else {
+			change("TrustPolicyUpdated", "update", "Updated the trust policy of IAM role %s to trust exactly %s", name, subjectsOf(want.Trust))
+		}
 	}
 	if plan.UpdateSettings && !res.Created {
 		if err := c.UpdateRoleSettings(ctx, name, want.Description, max(want.MaxSessionDuration, defaultMaxSessionDuration)); err != nil && !skip(err) {
@@ -414,7 +437,7 @@ func (c *Client) DeleteOwnedOIDCProvider(ctx context.Context, arn string, owner 
 	if err != nil {
 		return nil, err
 	}
-	if !desired.OwnedBy(have.Tags, owner) && !createdBefore {
+	if !ownsProvider(have, owner, createdBefore) {
 		return nil, fmt.Errorf("%w: refusing to delete OIDC provider %s", ErrNotOwned, arn)
 	}
 	if err := c.DeleteOIDCProvider(ctx, arn); err != nil {

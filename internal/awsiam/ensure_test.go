@@ -169,6 +169,7 @@ type fakeIAM struct {
 	listPolicyVersions  func() (*iam.ListPolicyVersionsOutput, error)
 	getRole             func() (*iam.GetRoleOutput, error)
 	createRole          func() (*iam.CreateRoleOutput, error)
+	getProvider         func() (*iam.GetOpenIDConnectProviderOutput, error)
 	deletedVersions     []string
 	createdVersionAsDef bool
 }
@@ -341,10 +342,22 @@ func TestEnsureRoleOnKumo(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	res, err = c.EnsureRole(ctx, want, owner, false)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Changes).To(ConsistOf(HaveField("Reason", "TrustPolicyUpdated")))
+	g.Expect(res.Changes).To(ConsistOf(HaveField("Reason", "TrustPolicyRestored")))
 	role, err := c.GetRole(ctx, want.Name)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(policy.Equal(role.Trust, want.Trust)).To(BeTrue())
+
+	// A role of this object tagged for another profile (a retained one) is
+	// not re-trusted for this one.
+	other := want
+	other.Tags = desired.OwnershipTags(owner, nil)
+	want.Tags[desired.TagProfile] = "team-a"
+	_, err = c.EnsureRole(ctx, want, owner, false)
+	g.Expect(err).NotTo(HaveOccurred())
+	other.Tags[desired.TagProfile] = "team-b"
+	_, err = c.EnsureRole(ctx, other, owner, false)
+	g.Expect(err).To(MatchError(awsiam.ErrNotOwned))
+	g.Expect(err).To(MatchError(ContainSubstring(`belongs to profile "team-a", not "team-b"`)))
 
 	// Another operator object can neither take it over nor delete it.
 	_, err = c.EnsureRole(ctx, want, desired.Owner{Name: "other", Cluster: "prod"}, false)
@@ -378,4 +391,48 @@ func TestUnsupportedCallIsNotRepeated(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Skipped).To(HaveLen(1))
 	g.Expect(awsiamtest.Actions(env.Recorder.Calls())).NotTo(ContainElement("PutRolePermissionsBoundary"))
+}
+
+func (f *fakeIAM) GetOpenIDConnectProvider(context.Context, *iam.GetOpenIDConnectProviderInput, ...func(*iam.Options)) (*iam.GetOpenIDConnectProviderOutput, error) {
+	f.calls = append(f.calls, "GetOpenIDConnectProvider")
+	return f.getProvider()
+}
+
+func (f *fakeIAM) DeleteOpenIDConnectProvider(context.Context, *iam.DeleteOpenIDConnectProviderInput, ...func(*iam.Options)) (*iam.DeleteOpenIDConnectProviderOutput, error) {
+	f.calls = append(f.calls, "DeleteOpenIDConnectProvider")
+	return &iam.DeleteOpenIDConnectProviderOutput{}, nil
+}
+
+// The operator's record of creating a provider stands in for tags only on
+// an endpoint that keeps no tags on providers (kumo); a provider tagged by
+// someone else, say one eksctl created after the operator's was deleted out
+// of band, is never deleted on that record.
+func TestDeleteOwnedOIDCProviderTrustsTheRecordOnlyWithoutTags(t *testing.T) {
+	arn := "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC"
+	cases := map[string]struct {
+		tags       []iamtypes.Tag
+		wantDelete bool
+	}{
+		"our tags":              {tags: tagList(desired.OwnershipTags(owner, nil)), wantDelete: true},
+		"no tags (kumo)":        {wantDelete: true},
+		"someone else's tags":   {tags: []iamtypes.Tag{{Key: aws.String("alpha.eksctl.io/cluster-name"), Value: aws.String("prod")}}},
+		"another object's tags": {tags: tagList(desired.OwnershipTags(desired.Owner{Name: "other", Cluster: "prod"}, nil))},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			fake := &fakeIAM{getProvider: func() (*iam.GetOpenIDConnectProviderOutput, error) {
+				return &iam.GetOpenIDConnectProviderOutput{Url: aws.String("oidc.eks.us-west-2.amazonaws.com/id/ABC"), Tags: tc.tags}, nil
+			}}
+			c := awsiam.NewClient(fake, nil, nil, nil, awsiam.Options{})
+			_, err := c.DeleteOwnedOIDCProvider(context.Background(), arn, owner, true)
+			if tc.wantDelete {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(fake.calls).To(ContainElement("DeleteOpenIDConnectProvider"))
+			} else {
+				g.Expect(err).To(MatchError(awsiam.ErrNotOwned))
+				g.Expect(fake.calls).NotTo(ContainElement("DeleteOpenIDConnectProvider"))
+			}
+		})
+	}
 }
