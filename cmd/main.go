@@ -46,7 +46,6 @@ import (
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam"
 	"github.com/awskubeflowprofiles/operator/internal/controller"
-	"github.com/awskubeflowprofiles/operator/internal/desired"
 )
 
 // options are the manager's command-line flags.
@@ -130,10 +129,6 @@ func run(opts options) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	if _, err := mgr.GetRESTMapper().RESTMapping(desired.ProfileGVK.GroupKind(), desired.ProfileGVK.Version); err != nil {
-		return fmt.Errorf("the Kubeflow Profile CRD (profiles.kubeflow.org, version v1) is not installed; install Kubeflow's profile controller first: %w", err)
-	}
-
 	iamClient, err := newAWSClient(ctx, opts)
 	if err != nil {
 		return err

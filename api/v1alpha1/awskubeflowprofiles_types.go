@@ -274,7 +274,9 @@ type DeletionPolicySpec struct {
 	Profiles DeletionPolicy `json:"profiles,omitempty"`
 
 	// clusterIAM applies to the OIDC provider and the profile controller's
-	// policy and role.
+	// policy and role. The OIDC provider is kept while a retained profile role
+	// or another AwsKubeflowProfiles still uses it; otherwise Delete removes
+	// it, which ends IRSA for every workload of the cluster that relied on it.
 	// +optional
 	// +kubebuilder:default=Retain
 	ClusterIAM DeletionPolicy `json:"clusterIAM,omitempty"`

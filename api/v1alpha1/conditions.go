@@ -74,6 +74,8 @@ const (
 	ClientIDMissingReason = "ClientIDMissing"
 	// NamespaceMissingReason: the namespace of a service account is absent.
 	NamespaceMissingReason = "NamespaceMissing"
+	// KubeflowMissingReason: Kubeflow's Profile CRD is not installed.
+	KubeflowMissingReason = "KubeflowMissing"
 	// DeletingReason: the deletion policy is being carried out.
 	DeletingReason = "Deleting"
 	// BlockedReason: the part waits for another part to be ready.

@@ -57,6 +57,9 @@ type Reconciler struct {
 	// verified remembers, per object and part, the desired state last found
 	// or made true in IAM and when; see fresh.
 	verified sync.Map
+	// created remembers when the operator created an IAM resource, by ARN;
+	// see propagationOf.
+	created sync.Map
 
 	// issuers caches discovered OIDC issuers by region/cluster; an EKS
 	// cluster's issuer never changes.
@@ -199,12 +202,19 @@ func (r *Reconciler) removeFinalizer(ctx context.Context, cr *v1alpha1.AwsKubefl
 // through the manager's cache, which holds only those carrying the
 // operator's label, so drift of the annotation is repaired at once.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.AwsKubeflowProfiles{}, builder.WithPredicates(specOrDeletionChanged())).
-		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(ownerFromLabel)).
-		Watches(desired.NewProfileObject(), handler.EnqueueRequestsFromMapFunc(r.profileOwners)).
-		Complete(r)
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(ownerFromLabel))
+	// Without Kubeflow's Profile CRD there is nothing to watch; the operator
+	// still manages the cluster-level IAM, reports the profiles as waiting for
+	// Kubeflow, and can carry out deletions.
+	if _, err := mgr.GetRESTMapper().RESTMapping(desired.ProfileGVK.GroupKind(), desired.ProfileGVK.Version); err == nil {
+		b = b.Watches(desired.NewProfileObject(), handler.EnqueueRequestsFromMapFunc(r.profileOwners))
+	} else {
+		mgr.GetLogger().Error(err, "Kubeflow's Profile CRD is not installed: Profiles are not watched; restart the operator after installing Kubeflow")
+	}
+	return b.Complete(r)
 }
 
 // CacheOptions limits the manager's cache of service accounts to those the

@@ -301,6 +301,40 @@ var _ = Describe("Cluster-level IAM", Label("oidc", "controller-irsa"), func() {
 		Expect(err).To(MatchError(ContainSubstring("NoSuchEntity")), "what it still owns is deleted")
 	})
 
+	It("refuses to manage a service account another AwsKubeflowProfiles manages", Label("invariant:ownership"), func() {
+		first, second := testCluster(), testCluster()
+		Expect(k8s.Create(ctx, newCR(first))).To(Succeed())
+		eventuallyReady(first)
+		Expect(k8s.Create(ctx, newCR(second, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileController.ServiceAccount.Name = "pc-" + first
+		}))).To(Succeed())
+		Eventually(func(g Gomega) {
+			cr := &v1alpha1.AwsKubeflowProfiles{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: second}, cr)).To(Succeed())
+			c := condition(cr, v1alpha1.ControllerIRSAReadyCondition)
+			g.Expect(c.Reason).To(Equal(v1alpha1.NotOwnedReason))
+			g.Expect(c.Message).To(ContainSubstring("managed by AwsKubeflowProfiles " + first))
+		}).Should(Succeed())
+		Expect(serviceAccount("kubeflow", "pc-"+first).Annotations).To(HaveKeyWithValue(controller.RoleARNAnnotation,
+			"arn:aws:iam::"+awsiamtest.AccountID+":role/"+controllerRoleName(first)), "the first object's annotation stands")
+	})
+
+	It("keeps an OIDC provider another AwsKubeflowProfiles uses when deleting with the Delete policy", Label("teardown"), func() {
+		first, second := testCluster(), testCluster()
+		shared := func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Cluster.OIDCIssuerURL = issuerOf(first)
+			cr.Spec.DeletionPolicy.ClusterIAM = v1alpha1.DeletionPolicyDelete
+		}
+		crA := newCR(first, shared)
+		Expect(k8s.Create(ctx, crA)).To(Succeed())
+		eventuallyReady(first)
+		Expect(k8s.Create(ctx, newCR(second, shared))).To(Succeed())
+		Expect(eventuallyReady(second).Status.OIDCProvider.Ownership).To(Equal(v1alpha1.OwnershipExternal))
+		deleteAndWait(crA)
+		_, err := aws_.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARNOf(first))})
+		Expect(err).NotTo(HaveOccurred(), "the second object's roles trust it")
+	})
+
 	DescribeTable("deletion follows the deletion policy and never touches an OIDC provider it did not create",
 		Label("teardown", "invariant:ownership"),
 		func(policyName v1alpha1.DeletionPolicy, providerExists bool) {

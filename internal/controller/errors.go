@@ -44,6 +44,8 @@ func failure(err error) (outcome, time.Duration) {
 		return stalled(v1alpha1.ClientIDMissingReason)
 	case errors.Is(err, errNamespaceMissing):
 		return stalled(v1alpha1.NamespaceMissingReason)
+	case errors.Is(err, errKubeflowMissing):
+		return stalled(v1alpha1.KubeflowMissingReason)
 	case awsiam.IsAccessDenied(err):
 		return stalled(v1alpha1.AccessDeniedReason)
 	case awsiam.IsLimitExceeded(err):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -77,17 +78,27 @@ func (r *Reconciler) callerAccount(ctx context.Context) (string, error) {
 	return account, nil
 }
 
+// clusterIssuer reads the issuer once per resync period: a cluster keeps its
+// issuer, but one deleted and recreated under the same name gets a new one.
 func (r *Reconciler) clusterIssuer(ctx context.Context, cluster, region string) (string, error) {
 	key := region + "/" + cluster
 	if v, ok := r.issuers.Load(key); ok {
-		return v.(string), nil
+		if d := v.(discovered); r.Clock.Since(d.at) < r.ResyncPeriod {
+			return d.issuer, nil
+		}
 	}
 	issuer, err := r.IAM.ClusterIssuer(ctx, cluster, region)
 	if err != nil {
 		return "", err
 	}
-	r.issuers.Store(key, issuer)
+	r.issuers.Store(key, discovered{issuer: issuer, at: r.Clock.Now()})
 	return issuer, nil
+}
+
+// discovered is an issuer and when it was read.
+type discovered struct {
+	issuer string
+	at     time.Time
 }
 
 // reconcileOIDCProvider reports whether the provider is usable.
@@ -105,6 +116,9 @@ func (r *Reconciler) reconcileOIDCProvider(ctx context.Context, s *scope) bool {
 		r.emit(ctx, s.cr, res.Changes)
 		if err == nil {
 			r.markVerified(s, "oidc", hash, res.ARN)
+			if len(res.Changes) > 0 && res.Changes[0].Action == "create" {
+				r.noteCreated(res.ARN)
+			}
 		}
 	}
 	if res.ARN != "" {
@@ -147,16 +161,21 @@ func (r *Reconciler) ensureControllerIRSA(ctx context.Context, s *scope) error {
 // ensureControllerIAM makes the controller's policy and role match unless
 // they were verified recently with the same desired state.
 func (r *Reconciler) ensureControllerIAM(ctx context.Context, s *scope) (string, error) {
+	st := &s.cr.Status.ProfileController
 	hash := hashOf(s.state.ControllerPolicy, s.state.ControllerRole)
 	if arn, ok := r.fresh(s, "controller", hash); ok {
+		st.Policy = v1alpha1.IAMResourceStatus{ARN: s.state.ControllerPolicy.ARN, Ownership: v1alpha1.OwnershipCreated}
+		st.Role = v1alpha1.IAMResourceStatus{ARN: arn, Ownership: v1alpha1.OwnershipCreated}
 		return arn, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
-	st := &s.cr.Status.ProfileController
 	pol, err := r.IAM.EnsureManagedPolicy(ctx, s.state.ControllerPolicy, s.owner())
 	r.emit(ctx, s.cr, pol.Changes)
 	if err != nil {
 		return "", err
+	}
+	if len(pol.Changes) > 0 && pol.Changes[0].Action == "create" {
+		r.noteCreated(pol.ARN)
 	}
 	st.Policy = v1alpha1.IAMResourceStatus{ARN: pol.ARN, Ownership: v1alpha1.OwnershipCreated}
 	if pol.DocumentUnverified {
@@ -165,7 +184,7 @@ func (r *Reconciler) ensureControllerIAM(ctx context.Context, s *scope) (string,
 	role, err := r.IAM.EnsureRole(ctx, s.state.ControllerRole, s.owner(), false)
 	r.emit(ctx, s.cr, role.Changes)
 	if err != nil {
-		return "", err
+		return "", r.propagationOf(err, pol.ARN, s.state.OIDCProvider.ARN)
 	}
 	for _, skipped := range role.Skipped {
 		log.V(1).Info("Skipped a write the IAM endpoint does not support", "roleName", s.state.ControllerRole.Name, "reason", skipped)
@@ -226,9 +245,30 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 		ctrl.LoggerFrom(ctx).Info("Keeping the OIDC provider: retained profile roles trust it", "oidcProviderARN", st.OIDCProvider.ARN)
 		return nil
 	}
+	if other, err := r.otherUserOfProvider(ctx, s); err != nil || other != "" {
+		if other != "" {
+			ctrl.LoggerFrom(ctx).Info("Keeping the OIDC provider: another AwsKubeflowProfiles uses it", "oidcProviderARN", st.OIDCProvider.ARN, "AwsKubeflowProfiles", other)
+		}
+		return err
+	}
 	changes, err := r.IAM.DeleteOwnedOIDCProvider(ctx, st.OIDCProvider.ARN, owner, true)
 	r.emit(ctx, s.cr, changes)
 	return r.keepIfNotOwned(s, err)
+}
+
+// otherUserOfProvider names another AwsKubeflowProfiles whose roles trust
+// the same OIDC provider, or "".
+func (r *Reconciler) otherUserOfProvider(ctx context.Context, s *scope) (string, error) {
+	list := &v1alpha1.AwsKubeflowProfilesList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		return "", fmt.Errorf("listing AwsKubeflowProfiles that may share the OIDC provider: %w", err)
+	}
+	for _, other := range list.Items {
+		if other.Name != s.cr.Name && other.Status.OIDCProvider.ARN == s.cr.Status.OIDCProvider.ARN {
+			return other.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // keepIfNotOwned turns a refusal to delete a resource the operator no longer

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,13 +22,16 @@ import (
 // FieldOwner is the server-side apply field manager of the operator.
 const FieldOwner = "awskubeflowprofiles-operator"
 
+// errKubeflowMissing marks a cluster without Kubeflow's Profile CRD.
+var errKubeflowMissing = errors.New("the Kubeflow Profile CRD (profiles.kubeflow.org, version v1) is not installed; install Kubeflow's profile controller")
+
 // profileResult is what reconciling one profile found out.
 type profileResult struct {
 	status    v1alpha1.ProfileStatus
 	roleReady bool
 	err       error
-	// keep is false when the entry should leave the status (a retained
-	// Profile that no longer exists, a deleted one).
+	// keep is false when the entry should leave the status (a Profile that
+	// was deleted, or someone else's).
 	keep bool
 	// retainsRole is true when a Profile that stays depends on a role that
 	// trusts the cluster's OIDC provider.
@@ -37,7 +41,7 @@ type profileResult struct {
 // reconcileProfiles reconciles every profile of the spec, each on its own,
 // and lets go of profiles that left the spec as the deletion policy says.
 func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
-	existing, err := r.listProfiles(ctx, s)
+	existing, err := r.listProfiles(ctx)
 	if err != nil {
 		s.record(v1alpha1.ProfileRolesReadyCondition, err, outcome{})
 		s.record(v1alpha1.ProfilesReadyCondition, err, outcome{})
@@ -56,21 +60,27 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 			return r.releaseProfile(ctx, s, name, existing[name], false)
 		})
 	}
-	results := r.runProfiles(ctx, tasks)
+	results := append(r.runProfiles(ctx, tasks), retainedProfiles(s, existing, inSpec)...)
 	r.recordProfiles(s, results)
 }
 
 // runProfiles runs one task per profile, several at a time, so that a slow
-// or failing profile does not hold up the others.
+// or failing profile does not hold up the others. A panicking task fails
+// its own profile only.
 func (r *Reconciler) runProfiles(ctx context.Context, tasks []func(context.Context) profileResult) []profileResult {
 	results := make([]profileResult, len(tasks))
-	limit := max(r.ProfileConcurrency, 1)
-	sem := make(chan struct{}, limit)
+	sem := make(chan struct{}, max(r.ProfileConcurrency, 1))
 	done := make(chan struct{})
 	for i, task := range tasks {
 		go func() {
 			sem <- struct{}{}
-			defer func() { <-sem; done <- struct{}{} }()
+			defer func() {
+				if p := recover(); p != nil {
+					results[i] = profileResult{keep: true, err: fmt.Errorf("reconciling a profile panicked: %v", p)}
+				}
+				<-sem
+				done <- struct{}{}
+			}()
 			results[i] = task(ctx)
 		}()
 	}
@@ -122,30 +132,33 @@ func (r *Reconciler) recordProfiles(s *scope, results []profileResult) {
 	s.cr.Status.ProfilesReady = fmt.Sprintf("%d/%d", profilesReady, managed)
 
 	aggregate := func(condType string, ready int, err error, msgs []string, what string) {
-		if managed == 0 && err == nil {
+		counts := fmt.Sprintf("%d of %d %s ready.", ready, managed, what)
+		switch {
+		case managed == 0 && err == nil:
 			s.parts[condType] = outcome{ready: true, reason: v1alpha1.NoProfilesReason, message: "spec.profiles is empty."}
-			return
+		case err == nil && ready == managed:
+			s.parts[condType] = outcome{ready: true, reason: v1alpha1.ReconciledReason, message: counts}
+		case err == nil:
+			// The rest wait on their roles, whose failures drive the retry.
+			s.parts[condType] = outcome{reason: v1alpha1.BlockedReason, message: counts + " The others wait for their roles."}
+		default:
+			o, after := failure(err)
+			o.message = counts + " " + strings.Join(msgs, "; ")
+			s.parts[condType] = o
+			s.noteRetry(o, after, err)
 		}
-		if err == nil && ready == managed {
-			s.parts[condType] = outcome{ready: true, reason: v1alpha1.ReconciledReason, message: fmt.Sprintf("%d of %d %s ready.", ready, managed, what)}
-			return
-		}
-		if err == nil {
-			err = fmt.Errorf("%d of %d %s ready", ready, managed, what)
-		}
-		o, after := failure(err)
-		o.message = fmt.Sprintf("%d of %d %s ready. %s", ready, managed, what, strings.Join(msgs, "; "))
-		s.parts[condType] = o
-		s.noteRetry(o, after, err)
 	}
 	aggregate(v1alpha1.ProfileRolesReadyCondition, rolesReady, roleErr, roleMsgs, "profile roles")
 	aggregate(v1alpha1.ProfilesReadyCondition, profilesReady, profileErr, profileMsgs, "Profiles")
 }
 
 // listProfiles reads the Kubeflow Profiles by name from the cache.
-func (r *Reconciler) listProfiles(ctx context.Context, _ *scope) (map[string]*unstructured.Unstructured, error) {
+func (r *Reconciler) listProfiles(ctx context.Context) (map[string]*unstructured.Unstructured, error) {
 	list := desired.NewProfileList()
 	if err := r.Client.List(ctx, list); err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, fmt.Errorf("%w: %w", errKubeflowMissing, err)
+		}
 		return nil, fmt.Errorf("listing Kubeflow Profiles: %w", err)
 	}
 	out := make(map[string]*unstructured.Unstructured, len(list.Items))
@@ -155,17 +168,23 @@ func (r *Reconciler) listProfiles(ctx context.Context, _ *scope) (map[string]*un
 	return out, nil
 }
 
-// formerProfiles are profiles this object managed that left the spec: from
-// the status, and Profiles that carry its label.
+// formerProfiles are profiles this object manages that left the spec: from
+// the status, and Profiles that carry its label. Retained ones are no
+// longer managed and are not judged again, whatever the deletion policy
+// says today.
 func (r *Reconciler) formerProfiles(s *scope, existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []string {
 	seen := map[string]bool{}
 	for _, e := range s.cr.Status.Profiles {
-		if !inSpec[e.Name] && e.State != v1alpha1.ProfileStateNotOwned {
-			seen[e.Name] = true
+		if inSpec[e.Name] || e.State == v1alpha1.ProfileStateNotOwned || e.State == v1alpha1.ProfileStateRetained {
+			continue
 		}
+		if u := existing[e.Name]; u != nil && desired.ProfileRetained(u) {
+			continue
+		}
+		seen[e.Name] = true
 	}
 	for name, u := range existing {
-		if !inSpec[name] && desired.ProfileOwnedBy(u, s.cr.Name) {
+		if !inSpec[name] && desired.ProfileOwnedBy(u, s.cr.Name) && !desired.ProfileRetained(u) {
 			seen[name] = true
 		}
 	}
@@ -175,6 +194,20 @@ func (r *Reconciler) formerProfiles(s *scope, existing map[string]*unstructured.
 	}
 	slices.Sort(names)
 	return names
+}
+
+// retainedProfiles carries the status entries of retained profiles over
+// while their Profiles exist, so the status keeps saying what was left
+// behind and what depends on the OIDC provider.
+func retainedProfiles(s *scope, existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []profileResult {
+	var out []profileResult
+	for _, e := range s.cr.Status.Profiles {
+		if inSpec[e.Name] || e.State != v1alpha1.ProfileStateRetained || existing[e.Name] == nil {
+			continue
+		}
+		out = append(out, profileResult{keep: true, status: e, retainsRole: e.RoleARN != ""})
+	}
+	return out
 }
 
 // reconcileProfile makes one profile's role and Profile match the spec.
@@ -191,17 +224,14 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 		// Nothing of an invalid profile reaches AWS or the Profile.
 		return fail(p.Invalid)
 	}
-	if have != nil && !have.GetDeletionTimestamp().IsZero() {
-		return fail(fmt.Errorf("%w: Kubeflow Profile %s is being deleted; it is created again once it is gone", awsiam.ErrPropagating, p.Name))
+	ours := have != nil && desired.ProfileOwnedBy(have, s.cr.Name)
+	if have != nil && !ours && !p.AdoptExisting {
+		res.status.State = v1alpha1.ProfileStateNotOwned
+		return fail(fmt.Errorf("%w: Kubeflow Profile %s exists and was not created by this operator, so it is left alone; set adoptExisting: true on the profile to manage it, or remove the profile from the spec",
+			awsiam.ErrNotOwned, p.Name))
 	}
-	adoptProfile := false
-	if have != nil && !desired.ProfileOwnedBy(have, s.cr.Name) {
-		if !p.AdoptExisting {
-			res.status.State = v1alpha1.ProfileStateNotOwned
-			return fail(fmt.Errorf("%w: Kubeflow Profile %s exists and was not created by this operator, so it is left alone; set adoptExisting: true on the profile to manage it, or remove the profile from the spec",
-				awsiam.ErrNotOwned, p.Name))
-		}
-		adoptProfile = true
+	if have != nil && !have.GetDeletionTimestamp().IsZero() {
+		return fail(r.profileDeletedOutOfBand(ctx, s, p, have, ours))
 	}
 
 	roleARN, err := r.ensureProfileRole(ctx, s, p)
@@ -210,26 +240,81 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 	}
 	res.status.RoleARN, res.roleReady = roleARN, true
 
-	adopted := adoptProfile || (have != nil && desired.ProfileAdopted(have))
-	want := desired.ProfileObject(p, s.cr.Name, roleARN, false, adopted)
-	if have == nil || !desired.ProfileMatches(have, want) {
-		if err := r.applyProfile(ctx, want); err != nil {
-			return fail(err)
-		}
-		reason, verb := "ProfileUpdated", "Updated"
-		switch {
-		case have == nil:
-			reason, verb = "ProfileCreated", "Created"
-		case adoptProfile:
-			reason, verb = "ProfileAdopted", "Adopted"
-		}
-		r.emit(ctx, s.cr, []awsiam.Change{{Reason: reason, Resource: "profile", Action: strings.ToLower(verb),
-			Message: fmt.Sprintf("%s Kubeflow Profile %s with IAM role %s", verb, p.Name, roleARN)}})
+	// An adopted role outside the role path is one the profile controller's
+	// policy does not cover: the operator keeps its trust, and Kubeflow's
+	// plugin only annotates default-editor.
+	annotateOnly := roleARN != p.Role.ARN
+	adopted := (have != nil && !ours) || (have != nil && desired.ProfileAdopted(have))
+	want := desired.ProfileObject(p, s.cr.Name, roleARN, annotateOnly, adopted)
+	change, err := r.writeProfile(ctx, have, want)
+	if err != nil {
+		return fail(err)
+	}
+	if change != "" {
+		r.emit(ctx, s.cr, []awsiam.Change{{Reason: "Profile" + change, Resource: "profile", Action: strings.ToLower(change),
+			Message: fmt.Sprintf("%s Kubeflow Profile %s with IAM role %s", change, p.Name, roleARN)}})
 	}
 	res.status.Ready = true
 	res.status.Reason = v1alpha1.ReconciledReason
 	res.status.Message = fmt.Sprintf("Role %s trusts only system:serviceaccount:%s:%s; Profile %s uses it.", roleARN, p.Name, desired.KubeflowEditorServiceAccount, p.Name)
+	if annotateOnly {
+		res.status.Message += " The role is outside spec.iam.rolePath, so the Profile's plugin is annotateOnly and the operator alone keeps its trust."
+	}
 	return res
+}
+
+// writeProfile creates or updates the Profile and names the change, or ""
+// when nothing differed. A Profile not yet seen is created, never applied:
+// applying would take over one that exists but is not in the cache yet.
+func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.Unstructured) (string, error) {
+	name := want.GetName()
+	switch {
+	case have == nil:
+		err := r.Client.Create(ctx, want.DeepCopy(), client.FieldOwner(FieldOwner))
+		if apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("%w: Kubeflow Profile %s appeared while the operator was creating it; reading it again", awsiam.ErrPropagating, name)
+		}
+		if err != nil {
+			return "", fmt.Errorf("creating Kubeflow Profile %s: %w", name, err)
+		}
+		return "Created", nil
+	case desired.ProfileRetained(have):
+		patch := client.MergeFrom(have.DeepCopy())
+		annotations := have.GetAnnotations()
+		delete(annotations, desired.AnnotationRetained)
+		have.SetAnnotations(annotations)
+		if err := r.Client.Patch(ctx, have, patch); err != nil {
+			return "", fmt.Errorf("taking Kubeflow Profile %s back under management: %w", name, err)
+		}
+		if err := r.applyProfile(ctx, want); err != nil {
+			return "", err
+		}
+		return "Resumed", nil
+	case !desired.ProfileOwnedBy(have, want.GetLabels()[desired.LabelOwner]):
+		return "Adopted", r.applyProfile(ctx, want)
+	case !desired.ProfileMatches(have, want, FieldOwner):
+		return "Updated", r.applyProfile(ctx, want)
+	}
+	return "", nil
+}
+
+// profileDeletedOutOfBand handles a managed profile whose Profile someone
+// deleted: the plugin goes annotateOnly so Kubeflow's finalizer leaves IAM
+// alone, and the role is verified again at once in case the finalizer
+// already left its trust admitting every service account. The Profile is
+// created again once it is gone.
+func (r *Reconciler) profileDeletedOutOfBand(ctx context.Context, s *scope, p desired.Profile, have *unstructured.Unstructured, ours bool) error {
+	if ours {
+		if err := r.setAnnotateOnly(ctx, s, have, p.Name, p.Role.ARN, false); err != nil {
+			return err
+		}
+	}
+	r.forget(s, "profile/"+p.Name)
+	if _, err := r.ensureProfileRole(ctx, s, p); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: Kubeflow Profile %s is being deleted (finalizers %v); it is created again once it is gone",
+		awsiam.ErrPropagating, p.Name, have.GetFinalizers())
 }
 
 // ensureProfileRole makes the role match unless it was verified recently
@@ -245,7 +330,7 @@ func (r *Reconciler) ensureProfileRole(ctx context.Context, s *scope, p desired.
 	r.emit(ctx, s.cr, role.Changes)
 	if err != nil {
 		r.forget(s, unit)
-		return "", err
+		return "", r.propagationOf(err, s.state.OIDCProvider.ARN)
 	}
 	r.markVerified(s, unit, hash, role.ARN)
 	return role.ARN, nil
@@ -261,9 +346,10 @@ func (r *Reconciler) applyProfile(ctx context.Context, want *unstructured.Unstru
 
 // releaseProfile lets go of a profile that left the spec, or of every
 // profile when the object is deleted. With the Retain policy the Profile and
-// its role stay, and the plugin is switched to annotateOnly so that deleting
-// the Profile later cannot leave the role trusting every service account.
-// With the Delete policy the Profile goes first, then its role.
+// its role stay, no longer managed, and the plugin is switched to
+// annotateOnly so that deleting the Profile later cannot leave the role
+// trusting every service account. With the Delete policy the Profile goes
+// first, then its role.
 func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, have *unstructured.Unstructured, objectDeleted bool) profileResult {
 	log := ctrl.LoggerFrom(ctx).WithValues("profile", name)
 	ctx = ctrl.LoggerInto(ctx, log)
@@ -280,8 +366,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 		res.err, res.status.Reason, res.status.Message = err, o.reason, truncate(o.message)
 		return res
 	}
-	ours := have != nil && desired.ProfileOwnedBy(have, s.cr.Name)
-	if have != nil && !ours {
+	if have != nil && !desired.ProfileOwnedBy(have, s.cr.Name) {
 		// Someone else's Profile of that name: nothing of ours to let go.
 		res.keep = false
 		return res
@@ -289,11 +374,11 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 	deleteIt := s.cr.Spec.DeletionPolicy.Profiles == v1alpha1.DeletionPolicyDelete && (have == nil || !desired.ProfileAdopted(have))
 	if !deleteIt {
 		if have == nil {
-			// The retained Profile is gone; so is the reason to list it.
+			// The Profile is gone; so is the reason to list it.
 			res.keep = false
 			return res
 		}
-		if err := r.setAnnotateOnly(ctx, s, have, name, res.status.RoleARN); err != nil {
+		if err := r.setAnnotateOnly(ctx, s, have, name, res.status.RoleARN, true); err != nil {
 			return fail(err)
 		}
 		res.retainsRole = res.status.RoleARN != ""
@@ -310,7 +395,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 	res.status.State = v1alpha1.ProfileStateDeleting
 	res.status.Reason = v1alpha1.DeletingReason
 	if have != nil {
-		if err := r.setAnnotateOnly(ctx, s, have, name, res.status.RoleARN); err != nil {
+		if err := r.setAnnotateOnly(ctx, s, have, name, res.status.RoleARN, false); err != nil {
 			return fail(err)
 		}
 		if have.GetDeletionTimestamp().IsZero() {
@@ -320,7 +405,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 			r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileDeleted", Resource: "profile", Action: "delete",
 				Message: fmt.Sprintf("Deleted Kubeflow Profile %s as the deletion policy asks; its role goes once the Profile is gone", name)}})
 		}
-		res.status.Message = fmt.Sprintf("Waiting for Kubeflow Profile %s to be gone before deleting IAM role %s.", name, res.status.RoleARN)
+		res.status.Message = fmt.Sprintf("Waiting for Kubeflow Profile %s (finalizers %v) to be gone before deleting IAM role %s.", name, have.GetFinalizers(), res.status.RoleARN)
 		res.err = errWaitingForProfile
 		return res
 	}
@@ -353,7 +438,7 @@ var errWaitingForProfile = fmt.Errorf("%w: waiting for the Kubeflow Profile to b
 // while its Profile might still exist.
 func (r *Reconciler) profileGone(ctx context.Context, name string) (bool, error) {
 	err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, desired.NewProfileObject())
-	if apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		return true, nil
 	}
 	if err != nil {
@@ -365,60 +450,73 @@ func (r *Reconciler) profileGone(ctx context.Context, name string) (bool, error)
 // setAnnotateOnly switches the Profile's plugin to annotateOnly, so Kubeflow's
 // profile controller stops editing the role's trust; on Profile deletion it
 // would otherwise leave a trust policy that admits every service account.
-func (r *Reconciler) setAnnotateOnly(ctx context.Context, s *scope, have *unstructured.Unstructured, name, roleARN string) error {
-	if _, only, ok := desired.ProfilePlugin(have); ok && only || roleARN == "" {
+// retain also marks the Profile as retained: no longer managed, and never
+// deleted by the operator, whatever its deletion policy says later.
+func (r *Reconciler) setAnnotateOnly(ctx context.Context, s *scope, have *unstructured.Unstructured, name, roleARN string, retain bool) error {
+	_, only, found := desired.ProfilePlugin(have)
+	needPlugin := found && !only && roleARN != ""
+	needMark := retain && !desired.ProfileRetained(have)
+	if !needPlugin && !needMark {
 		return nil
 	}
 	patch := client.MergeFrom(have.DeepCopy())
-	plugins, _, _ := unstructured.NestedSlice(have.Object, "spec", "plugins")
-	for i, p := range plugins {
-		m, ok := p.(map[string]any)
-		if !ok || m["kind"] != desired.PluginKindAwsIam {
-			continue
+	if needPlugin {
+		plugins, _, _ := unstructured.NestedSlice(have.Object, "spec", "plugins")
+		for i, p := range plugins {
+			m, ok := p.(map[string]any)
+			if !ok || m["kind"] != desired.PluginKindAwsIam {
+				continue
+			}
+			spec, _ := m["spec"].(map[string]any)
+			if spec == nil {
+				spec = map[string]any{}
+			}
+			spec["annotateOnly"] = true
+			m["spec"] = spec
+			plugins[i] = m
 		}
-		spec, _ := m["spec"].(map[string]any)
-		if spec == nil {
-			spec = map[string]any{}
+		if err := unstructured.SetNestedSlice(have.Object, plugins, "spec", "plugins"); err != nil {
+			return fmt.Errorf("setting annotateOnly on Kubeflow Profile %s: %w", name, err)
 		}
-		spec["annotateOnly"] = true
-		m["spec"] = spec
-		plugins[i] = m
 	}
-	if err := unstructured.SetNestedSlice(have.Object, plugins, "spec", "plugins"); err != nil {
-		return fmt.Errorf("setting annotateOnly on Kubeflow Profile %s: %w", name, err)
+	if needMark {
+		annotations := have.GetAnnotations()
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[desired.AnnotationRetained] = "true"
+		have.SetAnnotations(annotations)
 	}
 	if err := r.Client.Patch(ctx, have, patch); err != nil {
 		return fmt.Errorf("setting annotateOnly on Kubeflow Profile %s: %w", name, err)
 	}
-	r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileSetAnnotateOnly", Resource: "profile", Action: "update",
-		Message: fmt.Sprintf("Set the AwsIamForServiceAccount plugin of Kubeflow Profile %s to annotateOnly, so Kubeflow no longer edits the trust of IAM role %s", name, roleARN)}})
+	if needPlugin {
+		r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileSetAnnotateOnly", Resource: "profile", Action: "update",
+			Message: fmt.Sprintf("Set the AwsIamForServiceAccount plugin of Kubeflow Profile %s to annotateOnly, so Kubeflow no longer edits the trust of IAM role %s", name, roleARN)}})
+	}
 	return nil
 }
 
 // deleteProfiles lets go of every profile when the object is deleted and
 // reports whether all are done.
 func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
-	existing, err := r.listProfiles(ctx, s)
-	if err != nil {
+	existing, err := r.listProfiles(ctx)
+	switch {
+	case errors.Is(err, errKubeflowMissing):
+		// No Profile kind, so no Profiles: only roles may be left to release.
+		existing = map[string]*unstructured.Unstructured{}
+	case err != nil:
 		s.record(v1alpha1.ProfilesReadyCondition, err, outcome{})
 		return false
 	}
 	names := r.formerProfiles(s, existing, map[string]bool{})
-	for _, p := range s.cr.Spec.Profiles {
-		if !slices.Contains(names, p.Name) {
-			prev, _ := s.cr.Status.Profile(p.Name)
-			if u := existing[p.Name]; u != nil && desired.ProfileOwnedBy(u, s.cr.Name) || prev.RoleARN != "" {
-				names = append(names, p.Name)
-			}
-		}
-	}
 	tasks := make([]func(context.Context) profileResult, 0, len(names))
 	for _, name := range names {
 		tasks = append(tasks, func(ctx context.Context) profileResult {
 			return r.releaseProfile(ctx, s, name, existing[name], true)
 		})
 	}
-	results := r.runProfiles(ctx, tasks)
+	results := append(r.runProfiles(ctx, tasks), retainedProfiles(s, existing, map[string]bool{})...)
 	r.recordProfiles(s, results)
 	for _, res := range results {
 		if res.err != nil {

@@ -349,8 +349,125 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		}).Should(Succeed())
 		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(profileRoleName(over, cluster)) })).To(BeEmpty(),
 			"nothing of the invalid profile reaches IAM")
-		_, err := getProfile(over)
+		result, err := newReconciler(k8s, apiReader, time.Hour).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+		Expect(err).NotTo(HaveOccurred(), "a stalled profile is no reason for controller-runtime to retry at once")
+		Expect(result.RequeueAfter).To(Equal(time.Hour))
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+		Expect(condition(cr, v1alpha1.ProfilesReadyCondition).Reason).To(Equal(v1alpha1.BlockedReason))
+		_, err = getProfile(over)
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nor Kubernetes")
+	})
+
+	It("never deletes a retained Profile later, even when the deletion policy becomes Delete", Label("teardown", "invariant:no-data-loss"), func() {
+		cluster := testCluster()
+		keep, kept := "keep-"+cluster, "kept-"+cluster
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: keep, Owner: owner("a")}, {Name: kept, Owner: owner("b")}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		eventuallyReady(cluster)
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles = cr.Spec.Profiles[:1] })
+		Eventually(func() v1alpha1.ProfileState {
+			Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			return profileStatus(cr, kept).State
+		}).Should(Equal(v1alpha1.ProfileStateRetained))
+
+		By("switching the policy to Delete for future removals")
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.DeletionPolicy = v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyDelete, ClusterIAM: v1alpha1.DeletionPolicyDelete}
+		})
+		eventuallyReady(cluster)
+		_, err := newReconciler(k8s, apiReader, time.Hour).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+		Expect(err).NotTo(HaveOccurred())
+		p, err := getProfile(kept)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(p.GetDeletionTimestamp()).To(BeNil(), "the retained Profile is not judged again")
+
+		By("deleting the object deletes what it manages, and still not the retained Profile or what it depends on")
+		deleteAndWait(cr)
+		_, err = getProfile(keep)
+		Expect(apierrors.IsNotFound(err)).To(BeTrue())
+		p, err = getProfile(kept)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(p.GetDeletionTimestamp()).To(BeNil())
+		_, err = getRole(profileRoleName(kept, cluster))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = aws_.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARNOf(cluster))})
+		Expect(err).NotTo(HaveOccurred(), "the retained role trusts it")
+
+		By("the retained Profile is managed again when it returns to the spec")
+		Expect(k8s.Create(ctx, newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: kept, Owner: owner("b")}}
+		}))).To(Succeed())
+		cr = eventuallyReady(cluster)
+		Expect(profileStatus(cr, kept).State).To(Equal(v1alpha1.ProfileStateManaged))
+		p, err = getProfile(kept)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(p.GetAnnotations()).NotTo(HaveKey(desired.AnnotationRetained))
+		_, annotateOnly, _ := desired.ProfilePlugin(p)
+		Expect(annotateOnly).To(BeFalse())
+	})
+
+	It("restores the exact trust at once when a managed Profile is deleted out of band", Label("invariant:least-privilege"), func() {
+		cluster := testCluster()
+		name := "oob-" + cluster
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("a")}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		eventuallyReady(cluster)
+		role := profileRoleName(name, cluster)
+		p, err := getProfile(name)
+		Expect(err).NotTo(HaveOccurred())
+		controllerutil.AddFinalizer(p, kubeflowFinalizer)
+		Expect(k8s.Update(ctx, p)).To(Succeed())
+
+		By("someone deletes the Profile and Kubeflow's revoke leaves the role aud-only")
+		Expect(k8s.Delete(ctx, p)).To(Succeed())
+		_, err = aws_.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(role), PolicyDocument: aws.String(fmt.Sprintf(
+			`{"Version":"2012-10-17","Statement":[{"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"oidc.eks.us-west-2.amazonaws.com/id/%s:aud":["sts.amazonaws.com"]}},"Effect":"Allow","Principal":{"Federated":"%s"}}]}`,
+			cluster, providerARNOf(cluster)))})
+		Expect(err).NotTo(HaveOccurred())
+
+		Eventually(func() bool { return policy.Equal(roleTrust(role), expectedTrust(cluster, name, "default-editor")) }).Should(BeTrue(),
+			"restored well within the resync period of an hour")
+		Eventually(func() bool {
+			p, err := getProfile(name)
+			Expect(err).NotTo(HaveOccurred())
+			_, annotateOnly, _ := desired.ProfilePlugin(p)
+			return annotateOnly
+		}).Should(BeTrue(), "so Kubeflow's finalizer leaves IAM alone")
+
+		By("once Kubeflow lets it go, the Profile is created again")
+		p, err = getProfile(name)
+		Expect(err).NotTo(HaveOccurred())
+		controllerutil.RemoveFinalizer(p, kubeflowFinalizer)
+		Expect(k8s.Update(ctx, p)).To(Succeed())
+		Eventually(func(g Gomega) {
+			p, err := getProfile(name)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(p.GetDeletionTimestamp()).To(BeNil())
+		}).Should(Succeed())
+		eventuallyReady(cluster)
+	})
+
+	It("keeps the Profile's plugin annotateOnly for an adopted role outside the role path, and keeps its trust itself", Label("adoption"), func() {
+		cluster := testCluster()
+		name, role := "legacy-"+cluster, "legacy-role-"+cluster
+		_, err := aws_.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(role),
+			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})
+		Expect(err).NotTo(HaveOccurred())
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("a"), RoleName: role, AdoptExisting: true}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		cr = eventuallyReady(cluster)
+		Expect(profileStatus(cr, name).RoleARN).To(Equal("arn:aws:iam::" + awsiamtest.AccountID + ":role/" + role))
+		Expect(policy.Equal(roleTrust(role), expectedTrust(cluster, name, "default-editor"))).To(BeTrue())
+		p, err := getProfile(name)
+		Expect(err).NotTo(HaveOccurred())
+		_, annotateOnly, _ := desired.ProfilePlugin(p)
+		Expect(annotateOnly).To(BeTrue(), "the profile controller's policy covers only the role path, so the plugin must not read this role")
 	})
 
 	It("makes IAM calls only for the profile whose policies change, among 50", Label("invariant:minimal-calls", "slow"), func() {

@@ -4,6 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/awskubeflowprofiles/operator/internal/awsiam"
 )
 
 // verification is the desired state of one part that was last found, or
@@ -45,4 +50,34 @@ func hashOf(parts ...any) string {
 		_ = enc.Encode(p)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// propagationWindow is how long after creating a policy or an OIDC provider
+// IAM may still deny knowing it elsewhere.
+const propagationWindow = 2 * time.Minute
+
+// noteCreated remembers when the operator created an IAM resource.
+func (r *Reconciler) noteCreated(arn string) {
+	r.created.Store(arn, r.Clock.Now())
+}
+
+// recentlyCreated reports whether the operator created arn within the
+// propagation window.
+func (r *Reconciler) recentlyCreated(arn string) bool {
+	v, ok := r.created.Load(arn)
+	return ok && r.Clock.Since(v.(time.Time)) < propagationWindow
+}
+
+// propagationOf turns the errors IAM gives while a resource created moments
+// ago is not yet visible everywhere (a role trusting a new OIDC provider is
+// "malformed", a new policy "does not exist") into a wait, instead of a
+// stall that would last until the next resync.
+func (r *Reconciler) propagationOf(err error, arns ...string) error {
+	for _, arn := range arns {
+		if arn != "" && r.recentlyCreated(arn) &&
+			(awsiam.Code(err) == "MalformedPolicyDocument" || errors.Is(err, awsiam.ErrInvalidPolicy) || awsiam.IsNotFound(err)) {
+			return fmt.Errorf("%w: %s was created moments ago: %w", awsiam.ErrPropagating, arn, err)
+		}
+	}
+	return err
 }

@@ -22,6 +22,11 @@ const PluginKindAwsIam = "AwsIamForServiceAccount"
 // deleted by the operator.
 const AnnotationAdopted = "kubeflow.aws/adopted"
 
+// AnnotationRetained marks a Profile the deletion policy kept when it left
+// the spec: no longer managed, and never deleted by the operator, unless it
+// returns to the spec.
+const AnnotationRetained = "kubeflow.aws/retained"
+
 // NewProfileObject is an empty Kubeflow Profile to read into.
 func NewProfileObject() *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
@@ -69,9 +74,11 @@ func ProfileObject(p Profile, owner, roleARN string, annotateOnly, adopted bool)
 	return u
 }
 
-// ProfileMatches reports whether an existing Profile already has every field
-// that want sets, so applying want would change nothing.
-func ProfileMatches(have, want *unstructured.Unstructured) bool {
+// ProfileMatches reports whether applying want as field manager would
+// change nothing: the Profile has every field want sets, and no quota that
+// the manager set earlier and want no longer has. A quota someone else set is
+// theirs to keep.
+func ProfileMatches(have, want *unstructured.Unstructured, manager string) bool {
 	for k, v := range want.GetLabels() {
 		if have.GetLabels()[k] != v {
 			return false
@@ -91,7 +98,27 @@ func ProfileMatches(have, want *unstructured.Unstructured) bool {
 	}
 	_, haveQuota := haveSpec["resourceQuotaSpec"]
 	_, wantQuota := wantSpec["resourceQuotaSpec"]
-	return haveQuota == wantQuota
+	return wantQuota || !haveQuota || !managesField(have, manager, "f:resourceQuotaSpec")
+}
+
+// managesField reports whether manager's entry in the object's managedFields
+// holds a spec field.
+func managesField(u *unstructured.Unstructured, manager, field string) bool {
+	for _, mf := range u.GetManagedFields() {
+		if mf.Manager != manager || mf.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+			continue
+		}
+		if spec, ok := fields["f:spec"].(map[string]any); ok {
+			if _, ok := spec[field]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // normalize round-trips a value through JSON so that int64 and float64
@@ -112,6 +139,11 @@ func normalize(v any) any {
 // Profile.
 func ProfileOwnedBy(u *unstructured.Unstructured, owner string) bool {
 	return u.GetLabels()[LabelOwner] == owner
+}
+
+// ProfileRetained reports whether the deletion policy kept the Profile.
+func ProfileRetained(u *unstructured.Unstructured) bool {
+	return u.GetAnnotations()[AnnotationRetained] == "true"
 }
 
 // ProfileAdopted reports whether the Profile was adopted rather than created.

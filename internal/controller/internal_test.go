@@ -1,0 +1,70 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/smithy-go"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/awskubeflowprofiles/operator/internal/awsiam"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+)
+
+// A Profile the cache has not seen yet may exist: the operator creates, and
+// on AlreadyExists waits to read it, rather than applying over it.
+func TestWriteProfileNeverTakesOverAnUnseenProfile(t *testing.T) {
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	scheme.AddKnownTypeWithName(desired.ProfileGVK, &unstructured.Unstructured{})
+	scheme.AddKnownTypeWithName(desired.ProfileListGVK, &unstructured.UnstructuredList{})
+	theirs := desired.NewProfileObject()
+	theirs.SetName("team-a")
+	theirs.Object["spec"] = map[string]any{"owner": map[string]any{"kind": "User", "name": "carol@example.com"}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(theirs).Build()
+	r := &Reconciler{Client: c}
+
+	want := desired.ProfileObject(desired.Profile{Name: "team-a"}, "kf", "arn:aws:iam::123456789012:role/r", false, false)
+	_, err := r.writeProfile(context.Background(), nil, want)
+	g.Expect(err).To(MatchError(awsiam.ErrPropagating))
+
+	now := desired.NewProfileObject()
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Name: "team-a"}, now)).To(Succeed())
+	g.Expect(now.GetLabels()).NotTo(HaveKey(desired.LabelOwner))
+	g.Expect(now.Object["spec"]).To(Equal(theirs.Object["spec"]))
+}
+
+func TestPropagationOfRecentCreates(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	r := &Reconciler{Clock: clock}
+	provider := "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/id/X"
+	malformed := fmt.Errorf("creating role r: %w", &smithy.OperationError{ServiceID: "IAM", OperationName: "CreateRole",
+		Err: &smithy.GenericAPIError{Code: "MalformedPolicyDocument", Message: "Invalid principal in policy"}})
+	g := NewWithT(t)
+
+	g.Expect(r.propagationOf(malformed, provider)).To(Equal(malformed), "nothing was created: the error stands")
+	r.noteCreated(provider)
+	g.Expect(r.propagationOf(malformed, provider)).To(MatchError(awsiam.ErrPropagating), "IAM has not caught up with the new provider")
+	g.Expect(r.propagationOf(errors.New("boom"), provider)).To(MatchError("boom"), "other errors stand")
+	clock.SetTime(clock.Now().Add(propagationWindow + time.Second))
+	g.Expect(r.propagationOf(malformed, provider)).To(Equal(malformed), "after the window the document is really malformed")
+}
+
+func TestRunProfilesContainsAPanic(t *testing.T) {
+	g := NewWithT(t)
+	r := &Reconciler{ProfileConcurrency: 2}
+	results := r.runProfiles(context.Background(), []func(context.Context) profileResult{
+		func(context.Context) profileResult { return profileResult{keep: true} },
+		func(context.Context) profileResult { panic("nil response") },
+	})
+	g.Expect(results[0].err).NotTo(HaveOccurred())
+	g.Expect(results[1].err).To(MatchError(ContainSubstring("panicked: nil response")))
+}

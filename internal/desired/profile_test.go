@@ -1,0 +1,49 @@
+package desired_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+)
+
+type unstructuredProfile = unstructured.Unstructured
+
+func v1alpha1Owner() v1alpha1.ProfileOwner {
+	return v1alpha1.ProfileOwner{Kind: "User", Name: "a@example.com"}
+}
+
+// A quota the operator applied and the spec dropped must go; one someone
+// else set is theirs (an adopted Profile's, say) and must not make every
+// reconcile apply again.
+func TestProfileMatchesQuota(t *testing.T) {
+	profile := desired.Profile{Name: "team-a", Owner: v1alpha1.ProfileOwner{Kind: "User", Name: "a@example.com"}}
+	want := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false, false)
+	withQuota := func(manager string) *unstructured.Unstructured {
+		have := want.DeepCopy()
+		have.Object["spec"].(map[string]any)["resourceQuotaSpec"] = map[string]any{"hard": map[string]any{"cpu": "8"}}
+		have.SetManagedFields([]metav1.ManagedFieldsEntry{{
+			Manager: manager, Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:resourceQuotaSpec":{".":{}},"f:owner":{}}}`)},
+		}})
+		return have
+	}
+	cases := map[string]struct {
+		have  *unstructured.Unstructured
+		match bool
+	}{
+		"same fields": {have: want.DeepCopy(), match: true},
+		"a quota the operator set and no longer wants": {have: withQuota("awskubeflowprofiles-operator")},
+		"a quota someone else set":                     {have: withQuota("kubectl"), match: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			NewWithT(t).Expect(desired.ProfileMatches(tc.have, want, "awskubeflowprofiles-operator")).To(Equal(tc.match))
+		})
+	}
+}
