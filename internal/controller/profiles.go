@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -196,16 +197,26 @@ func (r *Reconciler) formerProfiles(s *scope, existing map[string]*unstructured.
 	return names
 }
 
-// retainedProfiles carries the status entries of retained profiles over
-// while their Profiles exist, so the status keeps saying what was left
-// behind and what depends on the OIDC provider.
+// retainedProfiles reports the retained Profiles of this object that still
+// exist. They are read from the Profiles themselves, not from the status,
+// which a pass working from a stale cache may have written without them:
+// what depends on the OIDC provider must never be forgotten.
 func retainedProfiles(s *scope, existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []profileResult {
 	var out []profileResult
-	for _, e := range s.cr.Status.Profiles {
-		if inSpec[e.Name] || e.State != v1alpha1.ProfileStateRetained || existing[e.Name] == nil {
+	for _, name := range slices.Sorted(maps.Keys(existing)) {
+		u := existing[name]
+		if inSpec[name] || !desired.ProfileOwnedBy(u, s.cr.Name) || !desired.ProfileRetained(u) {
 			continue
 		}
-		out = append(out, profileResult{keep: true, status: e, retainsRole: e.RoleARN != ""})
+		st := v1alpha1.ProfileStatus{Name: name, State: v1alpha1.ProfileStateRetained, Reason: v1alpha1.ReconciledReason}
+		if arn, _, ok := desired.ProfilePlugin(u); ok {
+			st.RoleARN = arn
+		}
+		st.Message = fmt.Sprintf("No longer managed. The deletion policy kept Kubeflow Profile %s and IAM role %s; its plugin is set to annotateOnly.", name, st.RoleARN)
+		if prev, ok := s.cr.Status.Profile(name); ok && prev.State == v1alpha1.ProfileStateRetained && prev.Message != "" {
+			st.Message = prev.Message
+		}
+		out = append(out, profileResult{keep: true, status: st, retainsRole: st.RoleARN != ""})
 	}
 	return out
 }
