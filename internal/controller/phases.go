@@ -241,7 +241,7 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 	if st.OIDCProvider.ARN == "" || st.OIDCProvider.Ownership != v1alpha1.OwnershipCreated {
 		return nil
 	}
-	if r.retainedRolesTrustProvider(s) {
+	if s.retainedRoles {
 		ctrl.LoggerFrom(ctx).Info("Keeping the OIDC provider: retained profile roles trust it", "oidcProviderARN", st.OIDCProvider.ARN)
 		return nil
 	}

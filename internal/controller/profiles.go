@@ -536,9 +536,3 @@ func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
 	}
 	return true
 }
-
-// retainedRolesTrustProvider reports whether a Profile the deletion policy
-// keeps still uses a role that trusts the cluster's OIDC provider.
-func (r *Reconciler) retainedRolesTrustProvider(s *scope) bool {
-	return s.retainedRoles
-}
