@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/awskubeflowprofiles/operator/internal/desired"
 	"github.com/awskubeflowprofiles/operator/internal/policy"
@@ -451,7 +452,7 @@ func subjectsOf(doc policy.Document) []string {
 	for _, s := range doc.Statement {
 		for _, keys := range s.Condition {
 			for k, v := range keys {
-				if len(k) > 4 && k[len(k)-4:] == ":sub" {
+				if strings.HasSuffix(k, ":sub") {
 					subs = append(subs, v...)
 				}
 			}

@@ -39,6 +39,13 @@ type profileResult struct {
 	retainsRole bool
 }
 
+// failed records err as the profile's outcome.
+func (res profileResult) failed(err error) profileResult {
+	o, _ := failure(err)
+	res.err, res.status.Reason, res.status.Message = err, o.reason, truncate(o.message)
+	return res
+}
+
 // reconcileProfiles reconciles every profile of the spec, each on its own,
 // and lets go of profiles that left the spec as the deletion policy says.
 func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
@@ -226,28 +233,23 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 	log := ctrl.LoggerFrom(ctx).WithValues("profile", p.Name)
 	ctx = ctrl.LoggerInto(ctx, log)
 	res := profileResult{keep: true, status: v1alpha1.ProfileStatus{Name: p.Name, State: v1alpha1.ProfileStateManaged}}
-	fail := func(err error) profileResult {
-		o, _ := failure(err)
-		res.err, res.status.Reason, res.status.Message = err, o.reason, truncate(o.message)
-		return res
-	}
 	if p.Invalid != nil {
 		// Nothing of an invalid profile reaches AWS or the Profile.
-		return fail(p.Invalid)
+		return res.failed(p.Invalid)
 	}
 	ours := have != nil && desired.ProfileOwnedBy(have, s.cr.Name)
 	if have != nil && !ours && !p.AdoptExisting {
 		res.status.State = v1alpha1.ProfileStateNotOwned
-		return fail(fmt.Errorf("%w: Kubeflow Profile %s exists and was not created by this operator, so it is left alone; set adoptExisting: true on the profile to manage it, or remove the profile from the spec",
+		return res.failed(fmt.Errorf("%w: Kubeflow Profile %s exists and was not created by this operator, so it is left alone; set adoptExisting: true on the profile to manage it, or remove the profile from the spec",
 			awsiam.ErrNotOwned, p.Name))
 	}
 	if have != nil && !have.GetDeletionTimestamp().IsZero() {
-		return fail(r.profileDeletedOutOfBand(ctx, s, p, have, ours))
+		return res.failed(r.profileDeletedOutOfBand(ctx, s, p, have, ours))
 	}
 
 	roleARN, err := r.ensureProfileRole(ctx, s, p)
 	if err != nil {
-		return fail(err)
+		return res.failed(err)
 	}
 	res.status.RoleARN, res.roleReady = roleARN, true
 
@@ -259,7 +261,7 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 	want := desired.ProfileObject(p, s.cr.Name, roleARN, annotateOnly, adopted)
 	change, err := r.writeProfile(ctx, have, want)
 	if err != nil {
-		return fail(err)
+		return res.failed(err)
 	}
 	if change != "" {
 		r.emit(ctx, s.cr, []awsiam.Change{{Reason: "Profile" + change, Resource: "profile", Action: strings.ToLower(change),
@@ -372,11 +374,6 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 		}
 	}
 	r.forget(s, "profile/"+name)
-	fail := func(err error) profileResult {
-		o, _ := failure(err)
-		res.err, res.status.Reason, res.status.Message = err, o.reason, truncate(o.message)
-		return res
-	}
 	if have != nil && !desired.ProfileOwnedBy(have, s.cr.Name) {
 		// Someone else's Profile of that name: nothing of ours to let go.
 		res.keep = false
@@ -390,7 +387,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 			return res
 		}
 		if err := r.setAnnotateOnly(ctx, s, have, name, res.status.RoleARN, true); err != nil {
-			return fail(err)
+			return res.failed(err)
 		}
 		res.retainsRole = res.status.RoleARN != ""
 		res.status.State = v1alpha1.ProfileStateRetained
@@ -407,11 +404,11 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 	res.status.Reason = v1alpha1.DeletingReason
 	if have != nil {
 		if err := r.setAnnotateOnly(ctx, s, have, name, res.status.RoleARN, false); err != nil {
-			return fail(err)
+			return res.failed(err)
 		}
 		if have.GetDeletionTimestamp().IsZero() {
 			if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
-				return fail(fmt.Errorf("deleting Kubeflow Profile %s: %w", name, err))
+				return res.failed(fmt.Errorf("deleting Kubeflow Profile %s: %w", name, err))
 			}
 			r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileDeleted", Resource: "profile", Action: "delete",
 				Message: fmt.Sprintf("Deleted Kubeflow Profile %s as the deletion policy asks; its role goes once the Profile is gone", name)}})
@@ -424,7 +421,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 		if err == nil {
 			err = errWaitingForProfile
 		}
-		return fail(err)
+		return res.failed(err)
 	}
 	if res.status.RoleARN != "" {
 		changes, err := r.IAM.DeleteOwnedRole(ctx, roleNameFromARN(res.status.RoleARN), s.owner())
@@ -434,7 +431,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 			// gone, so nothing depends on it through this object any more.
 			log.Info("Keeping an IAM role the operator did not create", "roleARN", res.status.RoleARN)
 		} else if err != nil {
-			return fail(err)
+			return res.failed(err)
 		}
 	}
 	res.keep = false
