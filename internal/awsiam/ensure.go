@@ -152,9 +152,10 @@ type RoleResult struct {
 	Changes []Change
 	// Skipped lists writes the endpoint does not support.
 	Skipped Unsupported
-	// TrustWasAudienceOnly is set when the role was found trusting every
-	// service account of the cluster, as Kubeflow's revoke leaves it.
-	TrustWasAudienceOnly bool
+	// OpenTrust is set when the role was found trusting a principal other
+	// than its identity, such as every service account of the cluster, as
+	// Kubeflow's revoke leaves it; nil when the trust admitted no one else.
+	OpenTrust *policy.Foreign
 }
 
 // RolePlan is the minimal set of writes that makes a role match its spec.
@@ -288,7 +289,9 @@ func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desire
 	if err != nil {
 		return res, err
 	}
-	res.TrustWasAudienceOnly = policy.AudienceOnly(have.Trust)
+	if f, open := want.Identity.OpenTo(have.Trust); open {
+		res.OpenTrust = &f
+	}
 	return c.applyRolePlan(ctx, res, want, PlanRole(*have, attached, inline, want))
 }
 
@@ -309,10 +312,13 @@ func (c *Client) applyRolePlan(ctx context.Context, res RoleResult, want desired
 	}
 	if plan.UpdateTrust && !res.Created {
 		if err := c.UpdateTrust(ctx, name, want.Trust); err != nil {
+			if res.OpenTrust != nil {
+				return res, fmt.Errorf("IAM role %s admits %s, not only %s, and restoring its trust failed: %w", name, res.OpenTrust, want.Identity.Subject, err)
+			}
 			return res, err
 		}
-		if res.TrustWasAudienceOnly {
-			change("TrustPolicyRestored", "update", "IAM role %s trusted every service account of the cluster (audience only); restored it to trust exactly %s", name, subjectsOf(want.Trust))
+		if res.OpenTrust != nil {
+			change("TrustPolicyRestored", "update", "IAM role %s admitted %s; restored it to trust exactly %s", name, res.OpenTrust, subjectsOf(want.Trust))
 		} else {
 			change("TrustPolicyUpdated", "update", "Updated the trust policy of IAM role %s to trust exactly %s", name, subjectsOf(want.Trust))
 		}

@@ -71,10 +71,13 @@ type ManagedPolicy struct {
 
 // Role is an IAM role with its trust and permissions.
 type Role struct {
-	Name                   string
-	Path                   string
-	ARN                    string
-	Description            string
+	Name        string
+	Path        string
+	ARN         string
+	Description string
+	// Identity is the one web identity the role is for; Trust admits it
+	// and no one else.
+	Identity               policy.Identity
 	Trust                  policy.Document
 	PermissionsBoundaryARN string
 	// MaxSessionDuration in seconds; 0 leaves IAM's default of one hour.
@@ -151,12 +154,14 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 	}
 	st.ControllerServiceAccount = sa
 	roleName := defaultString(pc.RoleName, ControllerRoleName(spec.Cluster.Name))
+	controllerIdentity := policy.Identity{ProviderARN: st.OIDCProvider.ARN, Issuer: issuer, Subject: policy.ServiceAccountSubject(sa.Namespace, sa.Name)}
 	st.ControllerRole = Role{
 		Name:                   roleName,
 		Path:                   "/",
 		ARN:                    arns.role("/", roleName),
 		Description:            fmt.Sprintf("IRSA of Kubeflow's profile controller (%s) in EKS cluster %s", sa, spec.Cluster.Name),
-		Trust:                  policy.WebIdentityTrust(st.OIDCProvider.ARN, issuer, policy.ServiceAccountSubject(sa.Namespace, sa.Name)),
+		Identity:               controllerIdentity,
+		Trust:                  controllerIdentity.Trust(),
 		PermissionsBoundaryARN: spec.IAM.PermissionsBoundaryARN,
 		ManagedPolicyARNs:      []string{st.ControllerPolicy.ARN},
 		InlinePolicies:         map[string]policy.Document{},
@@ -180,7 +185,8 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 		prof, err := buildProfile(p, spec, field, quotas, func(role *Role) {
 			role.Path = rolePath
 			role.ARN = arns.role(rolePath, role.Name)
-			role.Trust = policy.WebIdentityTrust(st.OIDCProvider.ARN, issuer, policy.ServiceAccountSubject(p.Name, KubeflowEditorServiceAccount))
+			role.Identity = policy.Identity{ProviderARN: st.OIDCProvider.ARN, Issuer: issuer, Subject: policy.ServiceAccountSubject(p.Name, KubeflowEditorServiceAccount)}
+			role.Trust = role.Identity.Trust()
 			role.Tags = tags(TagProfile, p.Name)
 		})
 		prof.Invalid = err

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -119,53 +120,93 @@ func TestEvaluateExplicitDenyWins(t *testing.T) {
 	g.Expect(d.Reason).To(ContainSubstring("explicitly denied"))
 }
 
-func TestAudienceOnly(t *testing.T) {
+func TestIdentityOpenTo(t *testing.T) {
 	k := "oidc.eks.us-west-2.amazonaws.com/id/ABC"
+	own := policy.Identity{ProviderARN: providerARN, Issuer: issuer, Subject: "system:serviceaccount:team-a:default-editor"}
+	federated := `"Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity"`
+	stmt := func(cond string) string {
+		if cond == "" {
+			return `{"Effect":"Allow",` + federated + `}`
+		}
+		return `{"Effect":"Allow",` + federated + `,"Condition":` + cond + `}`
+	}
+	doc := func(stmts ...string) string {
+		return `{"Version":"2012-10-17","Statement":[` + strings.Join(stmts, ",") + `]}`
+	}
+	exact := stmt(`{"StringEquals":{"` + k + `:aud":"sts.amazonaws.com","` + k + `:sub":"system:serviceaccount:team-a:default-editor"}}`)
 	cases := map[string]struct {
-		raw  string
-		open bool
+		raw string
+		// admits is a subject the trust is expected to let in; "" for closed.
+		admits string
 	}{
-		"exact subject list": {raw: trustPlain},
-		"aud only, as Kubeflow's plugin leaves it": {
-			raw:  `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"` + k + `:aud":["sts.amazonaws.com"]}}}]}`,
-			open: true,
+		"exactly the own default-editor":    {raw: doc(exact)},
+		"the own subject, URL-encoded":      {raw: url.QueryEscape(trustPlain)},
+		"the own subject under StringLike":  {raw: doc(stmt(`{"StringEquals":{"` + k + `:aud":"sts.amazonaws.com"},"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:default-editor"}}`))},
+		"an explicit deny of the probe too": {raw: doc(exact, `{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"sts:*"}`)},
+		"audience only, as Kubeflow's revoke leaves it": {
+			raw: doc(stmt(`{"StringEquals":{"` + k + `:aud":["sts.amazonaws.com"]}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor",
 		},
-		"no condition at all": {
-			raw:  `{"Statement":[{"Effect":"Allow","Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`,
-			open: true,
+		"no condition at all": {raw: doc(stmt("")), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor"},
+		"StringLike system:serviceaccount:*": {
+			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:*"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor",
 		},
-		"sub of *": {
-			raw:  `{"Statement":[{"Effect":"Allow","Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringLike":{"` + k + `:sub":"*"}}}]}`,
-			open: true,
+		"StringLike on every service account of the namespace": {
+			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:*"}}`)), admits: "system:serviceaccount:team-a:kubeflow-aws-trust-probe",
 		},
-		"a second statement without subject": {
-			raw:  `{"Statement":[` + strings.TrimSuffix(strings.TrimPrefix(trustPlain, `{"Version":"2012-10-17","Statement":[`), `]}`) + `,{"Effect":"Allow","Principal":{"Federated":"` + providerARN + `"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`,
-			open: true,
+		"a ? wildcard that matches other namespaces": {
+			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-?:default-editor"}}`)), admits: "system:serviceaccount:team-x:default-editor",
 		},
-		"a non-federated trust": {raw: `{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`},
+		"a suffix wildcard on the service account": {
+			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:default-editor*"}}`)), admits: "system:serviceaccount:team-a:default-editorx",
+		},
+		"a second namespace in the sub list": {
+			raw:    doc(stmt(`{"StringEquals":{"` + k + `:sub":["system:serviceaccount:team-a:default-editor","system:serviceaccount:team-b:default-editor"]}}`)),
+			admits: "system:serviceaccount:team-b:default-editor",
+		},
+		"a second statement without subject": {raw: doc(exact, stmt("")), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor"},
+		"a negated subject condition": {
+			raw: doc(stmt(`{"StringNotEquals":{"` + k + `:sub":"system:serviceaccount:kube-system:default"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor",
+		},
+		"the own subject through another cluster's provider": {
+			raw:    doc(`{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/XYZ"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"oidc.eks.us-west-2.amazonaws.com/id/XYZ:sub":"system:serviceaccount:team-a:default-editor"}}}`),
+			admits: "system:serviceaccount:team-a:default-editor",
+		},
+		"any AWS principal":        {raw: doc(exact, `{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}`), admits: "-"},
+		"an EC2 service principal": {raw: doc(`{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}`), admits: "-"},
+		"an operator the evaluator does not know": {
+			raw: doc(stmt(`{"ArnLike":{"aws:SourceArn":"arn:aws:iam::*"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor",
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			doc, err := policy.Parse(tc.raw)
+			trust, err := policy.Parse(tc.raw)
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(policy.AudienceOnly(doc)).To(Equal(tc.open))
+			foreign, open := own.OpenTo(trust)
+			switch tc.admits {
+			case "":
+				g.Expect(open).To(BeFalse(), "admits %s", foreign)
+			case "-":
+				g.Expect(open).To(BeTrue())
+				g.Expect(foreign.Subject).To(BeEmpty(), "a principal that is no web identity")
+			default:
+				g.Expect(open).To(BeTrue())
+				g.Expect(foreign.Subject).To(Equal(tc.admits), "%s", foreign)
+			}
 		})
 	}
 }
 
-// Property: whatever subjects WebIdentityTrust is given, it never builds a
-// trust that admits a subject it was not given (invariant 1).
-func TestWebIdentityTrustIsNeverAudienceOnly(t *testing.T) {
-	for _, subjects := range [][]string{
-		{"system:serviceaccount:a:default-editor"},
-		{"system:serviceaccount:a:default-editor", "system:serviceaccount:b:default-editor"},
-	} {
+// Property: whatever subjects WebIdentityTrust is given, the trust it builds
+// admits none it was not given (invariant 1).
+func TestWebIdentityTrustAdmitsOnlyItsSubjects(t *testing.T) {
+	for _, subject := range []string{"system:serviceaccount:a:default-editor", "system:serviceaccount:kubeflow:profiles-controller-service-account"} {
 		g := NewWithT(t)
-		doc := policy.WebIdentityTrust(providerARN, issuer, subjects...)
-		g.Expect(policy.AudienceOnly(doc)).To(BeFalse())
-		d, err := policy.Evaluate(doc, policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:intruder:default-editor", []string{policy.Audience}))
+		id := policy.Identity{ProviderARN: providerARN, Issuer: issuer, Subject: subject}
+		foreign, open := id.OpenTo(id.Trust())
+		g.Expect(open).To(BeFalse(), "admits %s", foreign)
+		d, err := policy.Evaluate(id.Trust(), policy.WebIdentityRequest(providerARN, issuer, subject, []string{policy.Audience}))
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(d.Allowed).To(BeFalse())
+		g.Expect(d.Allowed).To(BeTrue(), "and it admits its own subject")
 	}
 }

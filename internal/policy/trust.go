@@ -39,30 +39,3 @@ func WebIdentityTrust(providerARN, issuer string, subjects ...string) Document {
 		}},
 	}
 }
-
-// AudienceOnly reports whether a trust policy lets a federated principal in
-// on the audience alone, with no statement restricting the subject: then
-// every service account of the cluster can assume the role. This is the state
-// Kubeflow's plugin leaves when it removes the last subject.
-func AudienceOnly(doc Document) bool {
-	for _, s := range doc.Statement {
-		if s.Effect != Allow || len(s.Principal["Federated"]) == 0 {
-			continue
-		}
-		restricted := false
-		for op, keys := range s.Condition {
-			if !strings.HasPrefix(op, "String") || strings.Contains(op, "Not") {
-				continue
-			}
-			for k, v := range keys {
-				if strings.HasSuffix(strings.ToLower(k), ":sub") && len(v) > 0 && !contains(v, "*") {
-					restricted = true
-				}
-			}
-		}
-		if !restricted {
-			return true
-		}
-	}
-	return false
-}

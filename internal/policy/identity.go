@@ -1,0 +1,151 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Identity is the one web identity a role is meant for: the service account
+// subject of one cluster, presented through that cluster's IAM OIDC provider
+// with a token for the sts.amazonaws.com audience.
+type Identity struct {
+	ProviderARN string
+	Issuer      string
+	Subject     string
+}
+
+// Trust is the trust policy that admits exactly the identity, in the shape
+// Kubeflow's plugin converges to.
+func (id Identity) Trust() Document {
+	return WebIdentityTrust(id.ProviderARN, id.Issuer, id.Subject)
+}
+
+// Foreign is a principal that a trust policy admits although it is not the
+// identity the role is meant for.
+type Foreign struct {
+	// Principal is the federated provider or AWS principal of the probe.
+	Principal string
+	// Subject is the sub claim of the probe; empty for an AWS principal.
+	Subject string
+	// Reason is the evaluator's explanation.
+	Reason string
+}
+
+// String names the admitted principal for a status message.
+func (f Foreign) String() string {
+	if f.Subject == "" {
+		return fmt.Sprintf("%s (%s)", f.Principal, f.Reason)
+	}
+	return fmt.Sprintf("%s through %s (%s)", f.Subject, f.Principal, f.Reason)
+}
+
+// probeName is the namespace and service-account name of the probes: a
+// name no Kubeflow profile has, so only a trust that admits more than it
+// lists can admit it.
+const probeName = "kubeflow-aws-trust-probe"
+
+// OpenTo reports a principal other than the identity that trust admits, and
+// false when it admits no one else. It does not match shapes: it asks the
+// policy evaluator about probes that a closed trust must refuse, namely the
+// same service-account name in another namespace, another service account
+// of the same namespace, a subject that is no service account, every
+// subject the trust names (with wildcards filled in, so a StringLike
+// pattern is tried as the values it matches), through this cluster's
+// provider and every other federated provider the trust names (the own
+// subject included), and any AWS principal or other principal the trust
+// names. A trust the evaluator cannot decide counts as open: it cannot be
+// proven closed.
+func (id Identity) OpenTo(trust Document) (Foreign, bool) {
+	namespace, name := splitSubject(id.Subject)
+	subjects := []string{
+		ServiceAccountSubject(probeName, name),
+		ServiceAccountSubject(namespace, probeName),
+		probeName,
+	}
+	providers := []string{id.ProviderARN}
+	others := []Request{{Action: "sts:AssumeRole", PrincipalType: "AWS", PrincipalID: "arn:aws:iam::000000000000:root"}}
+	for _, s := range trust.Statement {
+		for typ, values := range s.Principal {
+			for _, p := range values {
+				switch {
+				case typ == "Federated" && !contains(providers, p):
+					providers = append(providers, p)
+				case typ != "Federated" && p != "*":
+					others = append(others, Request{Action: "sts:AssumeRole", PrincipalType: typ, PrincipalID: p})
+				}
+			}
+		}
+		for _, keys := range s.Condition {
+			for k, values := range keys {
+				if !strings.HasSuffix(strings.ToLower(k), ":sub") {
+					continue
+				}
+				for _, v := range values {
+					for _, filled := range []string{fill(v, ""), fill(v, "x")} {
+						if !contains(subjects, filled) {
+							subjects = append(subjects, filled)
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, provider := range providers {
+		issuer := id.Issuer
+		if provider != id.ProviderARN {
+			issuer = providerHost(provider)
+		}
+		for _, sub := range append(slices.Clone(subjects), id.Subject) {
+			if provider == id.ProviderARN && sub == id.Subject {
+				continue
+			}
+			if f, open := admits(trust, WebIdentityRequest(provider, issuer, sub, []string{Audience}), provider, sub); open {
+				return f, true
+			}
+		}
+	}
+	for _, req := range others {
+		if f, open := admits(trust, req, req.PrincipalType+" "+req.PrincipalID, ""); open {
+			return f, true
+		}
+	}
+	return Foreign{}, false
+}
+
+func admits(trust Document, req Request, principal, subject string) (Foreign, bool) {
+	d, err := Evaluate(trust, req)
+	if err != nil {
+		return Foreign{Principal: principal, Subject: subject, Reason: "the trust cannot be evaluated: " + err.Error()}, true
+	}
+	if d.Allowed {
+		return Foreign{Principal: principal, Subject: subject, Reason: d.Reason}, true
+	}
+	return Foreign{}, false
+}
+
+// splitSubject returns the namespace and name of a service-account subject.
+func splitSubject(subject string) (namespace, name string) {
+	rest, ok := strings.CutPrefix(subject, "system:serviceaccount:")
+	if !ok {
+		return probeName, probeName
+	}
+	namespace, name, _ = strings.Cut(rest, ":")
+	return namespace, name
+}
+
+// fill replaces IAM wildcards with filler, turning a pattern into one of
+// the values it matches.
+func fill(pattern, filler string) string {
+	return strings.NewReplacer("*", filler, "?", "x").Replace(pattern)
+}
+
+// providerHost is the issuer host of an IAM OIDC provider ARN: the part after
+// "oidc-provider/".
+func providerHost(arn string) string {
+	_, host, found := strings.Cut(arn, ":oidc-provider/")
+	if !found {
+		return arn
+	}
+	return host
+}
