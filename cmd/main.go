@@ -59,6 +59,7 @@ type options struct {
 	awsRequestsPerSecond float64
 	awsBurst             int
 	awsMaxAttempts       int
+	awsCallTimeout       time.Duration
 	profileConcurrency   int
 	zap                  zap.Options
 }
@@ -81,6 +82,8 @@ func parseFlags() options {
 	flag.IntVar(&o.awsBurst, "aws-burst", 20, "Burst of AWS API calls allowed above the rate limit.")
 	flag.IntVar(&o.awsMaxAttempts, "aws-max-attempts", 5,
 		"Attempts per AWS call, with jittered exponential backoff, for throttling and transient errors.")
+	flag.DurationVar(&o.awsCallTimeout, "aws-call-timeout", awsiam.DefaultCallTimeout,
+		"Deadline of one AWS call, its retries included, so a hung connection cannot stall reconciling.")
 	flag.IntVar(&o.profileConcurrency, "profile-concurrency", 4, "Profiles reconciled at once per object.")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
@@ -166,11 +169,11 @@ func newAWSClient(ctx context.Context, opts options) (*awsiam.Client, error) {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		// IAM is global; a region only selects the partition's endpoint.
+		// Each object's IAM and STS calls use the region of its cluster,
+		// which selects the partition; this is only the fallback.
 		cfg.Region = "us-east-1"
-		ctrl.Log.WithName("setup").Info("AWS_REGION is not set; using us-east-1 for IAM and STS")
 	}
 	return awsiam.NewClient(iam.NewFromConfig(cfg), sts.NewFromConfig(cfg), eks.NewFromConfig(cfg),
 		awsiam.NewMetrics(metrics.Registry),
-		awsiam.Options{RequestsPerSecond: opts.awsRequestsPerSecond, Burst: opts.awsBurst}), nil
+		awsiam.Options{RequestsPerSecond: opts.awsRequestsPerSecond, Burst: opts.awsBurst, CallTimeout: opts.awsCallTimeout}), nil
 }

@@ -25,15 +25,19 @@ import (
 // being done. Retries with jittered backoff are the SDK's standard retryer,
 // configured where the SDK clients are built.
 type Client struct {
-	iam     IAMAPI
-	sts     STSAPI
-	eks     EKSAPI
-	limiter *rate.Limiter
-	metrics *Metrics
+	iam         IAMAPI
+	sts         STSAPI
+	eks         EKSAPI
+	limiter     *rate.Limiter
+	metrics     *Metrics
+	callTimeout time.Duration
+	// region selects the partition's IAM and STS endpoints; "" keeps the
+	// SDK configuration's.
+	region string
 
 	// unsupported remembers operations the endpoint answered InvalidAction
 	// for, so an emulator's gap costs one call, not one per reconcile.
-	unsupported sync.Map
+	unsupported *sync.Map
 }
 
 // Options tune a Client.
@@ -42,7 +46,16 @@ type Options struct {
 	// reconciles; IAM's control plane throttles bursts account-wide.
 	RequestsPerSecond float64
 	Burst             int
+	// CallTimeout bounds each AWS call, its retries included, so that one
+	// hung connection cannot hold a reconcile, and with it every other
+	// object's, forever.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is the deadline of an AWS call when Options sets none:
+// long enough for the SDK's retries with backoff, short enough that a hung
+// connection is given up within a minute.
+const DefaultCallTimeout = 60 * time.Second
 
 // NewClient builds a Client over the given SDK clients.
 func NewClient(iamAPI IAMAPI, stsAPI STSAPI, eksAPI EKSAPI, metrics *Metrics, opts Options) *Client {
@@ -52,9 +65,35 @@ func NewClient(iamAPI IAMAPI, stsAPI STSAPI, eksAPI EKSAPI, metrics *Metrics, op
 	if opts.Burst <= 0 {
 		opts.Burst = 20
 	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = DefaultCallTimeout
+	}
 	return &Client{
-		iam: iamAPI, sts: stsAPI, eks: eksAPI, metrics: metrics,
-		limiter: rate.NewLimiter(rate.Limit(opts.RequestsPerSecond), opts.Burst),
+		iam: iamAPI, sts: stsAPI, eks: eksAPI, metrics: metrics, callTimeout: opts.CallTimeout,
+		limiter:     rate.NewLimiter(rate.Limit(opts.RequestsPerSecond), opts.Burst),
+		unsupported: &sync.Map{},
+	}
+}
+
+// InRegion is the client for the IAM resources of a cluster in region: IAM
+// is global within a partition, but the partition (aws, aws-cn, aws-us-gov)
+// and so the endpoint follow the region. It shares the rate limit, the
+// metrics and what is known about the endpoint with c.
+func (c *Client) InRegion(region string) *Client {
+	regional := *c
+	regional.region = region
+	return &regional
+}
+
+func (c *Client) iamRegion(o *iam.Options) {
+	if c.region != "" {
+		o.Region = c.region
+	}
+}
+
+func (c *Client) stsRegion(o *sts.Options) {
+	if c.region != "" {
+		o.Region = c.region
 	}
 }
 
@@ -67,6 +106,8 @@ func call[T any](ctx context.Context, c *Client, service, op string, fn func(con
 	if err := c.limiter.Wait(ctx); err != nil {
 		return zero, fmt.Errorf("waiting for the AWS rate limiter: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
 	start := time.Now()
 	out, err := fn(ctx)
 	if c.metrics != nil {
@@ -86,7 +127,7 @@ var errEmptyAnswer = errors.New("the endpoint answered without the expected obje
 // CallerAccount is the account of the operator's credentials.
 func (c *Client) CallerAccount(ctx context.Context) (string, error) {
 	out, err := call(ctx, c, "sts", "GetCallerIdentity", func(ctx context.Context) (*sts.GetCallerIdentityOutput, error) {
-		return c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		return c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, c.stsRegion)
 	})
 	if err != nil {
 		return "", fmt.Errorf("reading the AWS account with sts:GetCallerIdentity: %w", err)
@@ -122,7 +163,7 @@ type OIDCProvider struct {
 // GetOIDCProvider reads the OIDC provider with the given ARN.
 func (c *Client) GetOIDCProvider(ctx context.Context, arn string) (*OIDCProvider, error) {
 	out, err := call(ctx, c, "iam", "GetOpenIDConnectProvider", func(ctx context.Context) (*iam.GetOpenIDConnectProviderOutput, error) {
-		return c.iam.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(arn)})
+		return c.iam.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(arn)}, c.iamRegion)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading OIDC provider %s: %w", arn, err)
@@ -144,7 +185,7 @@ func (c *Client) CreateOIDCProvider(ctx context.Context, want desired.OIDCProvid
 			ClientIDList:   want.ClientIDs,
 			ThumbprintList: want.Thumbprints,
 			Tags:           tagList(want.Tags),
-		})
+		}, c.iamRegion)
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating OIDC provider for %s: %w", want.URL, err)
@@ -157,7 +198,7 @@ func (c *Client) UpdateOIDCProviderThumbprints(ctx context.Context, arn string, 
 	_, err := call(ctx, c, "iam", "UpdateOpenIDConnectProviderThumbprint", func(ctx context.Context) (*iam.UpdateOpenIDConnectProviderThumbprintOutput, error) {
 		return c.iam.UpdateOpenIDConnectProviderThumbprint(ctx, &iam.UpdateOpenIDConnectProviderThumbprintInput{
 			OpenIDConnectProviderArn: aws.String(arn), ThumbprintList: thumbprints,
-		})
+		}, c.iamRegion)
 	})
 	if err != nil {
 		return fmt.Errorf("updating thumbprints of OIDC provider %s: %w", arn, err)
@@ -168,7 +209,7 @@ func (c *Client) UpdateOIDCProviderThumbprints(ctx context.Context, arn string, 
 // DeleteOIDCProvider deletes an OIDC provider; a missing one is not an error.
 func (c *Client) DeleteOIDCProvider(ctx context.Context, arn string) error {
 	_, err := call(ctx, c, "iam", "DeleteOpenIDConnectProvider", func(ctx context.Context) (*iam.DeleteOpenIDConnectProviderOutput, error) {
-		return c.iam.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(arn)})
+		return c.iam.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(arn)}, c.iamRegion)
 	})
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("deleting OIDC provider %s: %w", arn, err)
@@ -189,7 +230,7 @@ type ManagedPolicy struct {
 // GetPolicy reads a managed policy and its default version's document.
 func (c *Client) GetPolicy(ctx context.Context, arn string) (*ManagedPolicy, error) {
 	out, err := call(ctx, c, "iam", "GetPolicy", func(ctx context.Context) (*iam.GetPolicyOutput, error) {
-		return c.iam.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)})
+		return c.iam.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)}, c.iamRegion)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading policy %s: %w", arn, err)
@@ -199,7 +240,7 @@ func (c *Client) GetPolicy(ctx context.Context, arn string) (*ManagedPolicy, err
 	}
 	p := &ManagedPolicy{ARN: arn, DefaultVersionID: aws.ToString(out.Policy.DefaultVersionId), Tags: tagMap(out.Policy.Tags)}
 	ver, err := call(ctx, c, "iam", "GetPolicyVersion", func(ctx context.Context) (*iam.GetPolicyVersionOutput, error) {
-		return c.iam.GetPolicyVersion(ctx, &iam.GetPolicyVersionInput{PolicyArn: aws.String(arn), VersionId: out.Policy.DefaultVersionId})
+		return c.iam.GetPolicyVersion(ctx, &iam.GetPolicyVersionInput{PolicyArn: aws.String(arn), VersionId: out.Policy.DefaultVersionId}, c.iamRegion)
 	})
 	switch {
 	case IsUnsupported(err):
@@ -225,7 +266,7 @@ func (c *Client) CreatePolicy(ctx context.Context, want desired.ManagedPolicy) (
 			PolicyDocument: aws.String(want.Document.Marshal()),
 			Description:    aws.String("Lets Kubeflow's profile controller edit the trust of profile roles"),
 			Tags:           tagList(want.Tags),
-		})
+		}, c.iamRegion)
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating policy %s: %w", want.Name, err)
@@ -244,7 +285,7 @@ const maxPolicyVersions = 5
 // versions is reached.
 func (c *Client) UpdatePolicyDocument(ctx context.Context, arn string, doc policy.Document) error {
 	list, err := call(ctx, c, "iam", "ListPolicyVersions", func(ctx context.Context) (*iam.ListPolicyVersionsOutput, error) {
-		return c.iam.ListPolicyVersions(ctx, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(arn)})
+		return c.iam.ListPolicyVersions(ctx, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(arn)}, c.iamRegion)
 	})
 	if err != nil {
 		return fmt.Errorf("listing versions of policy %s: %w", arn, err)
@@ -259,7 +300,7 @@ func (c *Client) UpdatePolicyDocument(ctx context.Context, arn string, doc polic
 	_, err = call(ctx, c, "iam", "CreatePolicyVersion", func(ctx context.Context) (*iam.CreatePolicyVersionOutput, error) {
 		return c.iam.CreatePolicyVersion(ctx, &iam.CreatePolicyVersionInput{
 			PolicyArn: aws.String(arn), PolicyDocument: aws.String(doc.Marshal()), SetAsDefault: true,
-		})
+		}, c.iamRegion)
 	})
 	if err != nil {
 		return fmt.Errorf("creating a new default version of policy %s: %w", arn, err)
@@ -285,7 +326,7 @@ func oldestNonDefault(versions []iamtypes.PolicyVersion) string {
 
 func (c *Client) deletePolicyVersion(ctx context.Context, arn, version string) error {
 	_, err := call(ctx, c, "iam", "DeletePolicyVersion", func(ctx context.Context) (*iam.DeletePolicyVersionOutput, error) {
-		return c.iam.DeletePolicyVersion(ctx, &iam.DeletePolicyVersionInput{PolicyArn: aws.String(arn), VersionId: aws.String(version)})
+		return c.iam.DeletePolicyVersion(ctx, &iam.DeletePolicyVersionInput{PolicyArn: aws.String(arn), VersionId: aws.String(version)}, c.iamRegion)
 	})
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("deleting version %s of policy %s: %w", version, arn, err)
@@ -297,7 +338,7 @@ func (c *Client) deletePolicyVersion(ctx context.Context, arn, version string) e
 // IAM requires; a missing policy is not an error.
 func (c *Client) DeletePolicy(ctx context.Context, arn string) error {
 	list, err := call(ctx, c, "iam", "ListPolicyVersions", func(ctx context.Context) (*iam.ListPolicyVersionsOutput, error) {
-		return c.iam.ListPolicyVersions(ctx, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(arn)})
+		return c.iam.ListPolicyVersions(ctx, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(arn)}, c.iamRegion)
 	})
 	switch {
 	case IsNotFound(err):
@@ -315,7 +356,7 @@ func (c *Client) DeletePolicy(ctx context.Context, arn string) error {
 		}
 	}
 	_, err = call(ctx, c, "iam", "DeletePolicy", func(ctx context.Context) (*iam.DeletePolicyOutput, error) {
-		return c.iam.DeletePolicy(ctx, &iam.DeletePolicyInput{PolicyArn: aws.String(arn)})
+		return c.iam.DeletePolicy(ctx, &iam.DeletePolicyInput{PolicyArn: aws.String(arn)}, c.iamRegion)
 	})
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("deleting policy %s: %w", arn, err)
@@ -338,7 +379,7 @@ type Role struct {
 // GetRole reads a role by name.
 func (c *Client) GetRole(ctx context.Context, name string) (*Role, error) {
 	out, err := call(ctx, c, "iam", "GetRole", func(ctx context.Context) (*iam.GetRoleOutput, error) {
-		return c.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+		return c.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)}, c.iamRegion)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading role %s: %w", name, err)
@@ -382,7 +423,7 @@ func (c *Client) CreateRole(ctx context.Context, want desired.Role) (string, err
 		in.MaxSessionDuration = aws.Int32(want.MaxSessionDuration)
 	}
 	out, err := call(ctx, c, "iam", "CreateRole", func(ctx context.Context) (*iam.CreateRoleOutput, error) {
-		return c.iam.CreateRole(ctx, in)
+		return c.iam.CreateRole(ctx, in, c.iamRegion)
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating role %s: %w", want.Name, err)
@@ -396,7 +437,7 @@ func (c *Client) CreateRole(ctx context.Context, want desired.Role) (string, err
 // UpdateTrust replaces the trust policy of a role.
 func (c *Client) UpdateTrust(ctx context.Context, name string, doc policy.Document) error {
 	_, err := call(ctx, c, "iam", "UpdateAssumeRolePolicy", func(ctx context.Context) (*iam.UpdateAssumeRolePolicyOutput, error) {
-		return c.iam.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(doc.Marshal())})
+		return c.iam.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(doc.Marshal())}, c.iamRegion)
 	})
 	if err != nil {
 		return fmt.Errorf("updating the trust policy of role %s: %w", name, err)
@@ -409,7 +450,7 @@ func (c *Client) UpdateRoleSettings(ctx context.Context, name, description strin
 	_, err := call(ctx, c, "iam", "UpdateRole", func(ctx context.Context) (*iam.UpdateRoleOutput, error) {
 		return c.iam.UpdateRole(ctx, &iam.UpdateRoleInput{
 			RoleName: aws.String(name), Description: aws.String(description), MaxSessionDuration: aws.Int32(maxSession),
-		})
+		}, c.iamRegion)
 	})
 	if err != nil {
 		return fmt.Errorf("updating description and session duration of role %s: %w", name, err)
@@ -422,11 +463,11 @@ func (c *Client) SetPermissionsBoundary(ctx context.Context, name, arn string) e
 	var err error
 	if arn == "" {
 		_, err = call(ctx, c, "iam", "DeleteRolePermissionsBoundary", func(ctx context.Context) (*iam.DeleteRolePermissionsBoundaryOutput, error) {
-			return c.iam.DeleteRolePermissionsBoundary(ctx, &iam.DeleteRolePermissionsBoundaryInput{RoleName: aws.String(name)})
+			return c.iam.DeleteRolePermissionsBoundary(ctx, &iam.DeleteRolePermissionsBoundaryInput{RoleName: aws.String(name)}, c.iamRegion)
 		})
 	} else {
 		_, err = call(ctx, c, "iam", "PutRolePermissionsBoundary", func(ctx context.Context) (*iam.PutRolePermissionsBoundaryOutput, error) {
-			return c.iam.PutRolePermissionsBoundary(ctx, &iam.PutRolePermissionsBoundaryInput{RoleName: aws.String(name), PermissionsBoundary: aws.String(arn)})
+			return c.iam.PutRolePermissionsBoundary(ctx, &iam.PutRolePermissionsBoundaryInput{RoleName: aws.String(name), PermissionsBoundary: aws.String(arn)}, c.iamRegion)
 		})
 	}
 	if err != nil {
@@ -438,7 +479,7 @@ func (c *Client) SetPermissionsBoundary(ctx context.Context, name, arn string) e
 // TagRole adds or overwrites tags on a role.
 func (c *Client) TagRole(ctx context.Context, name string, tags map[string]string) error {
 	_, err := call(ctx, c, "iam", "TagRole", func(ctx context.Context) (*iam.TagRoleOutput, error) {
-		return c.iam.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(name), Tags: tagList(tags)})
+		return c.iam.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(name), Tags: tagList(tags)}, c.iamRegion)
 	})
 	if err != nil {
 		return fmt.Errorf("tagging role %s: %w", name, err)
@@ -452,7 +493,7 @@ func (c *Client) AttachedPolicies(ctx context.Context, name string) ([]string, e
 	var marker *string
 	for {
 		out, err := call(ctx, c, "iam", "ListAttachedRolePolicies", func(ctx context.Context) (*iam.ListAttachedRolePoliciesOutput, error) {
-			return c.iam.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name), Marker: marker})
+			return c.iam.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name), Marker: marker}, c.iamRegion)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("listing managed policies of role %s: %w", name, err)
@@ -472,7 +513,7 @@ func (c *Client) AttachedPolicies(ctx context.Context, name string) ([]string, e
 // AttachPolicy attaches a managed policy to a role.
 func (c *Client) AttachPolicy(ctx context.Context, role, arn string) error {
 	_, err := call(ctx, c, "iam", "AttachRolePolicy", func(ctx context.Context) (*iam.AttachRolePolicyOutput, error) {
-		return c.iam.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(arn)})
+		return c.iam.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(arn)}, c.iamRegion)
 	})
 	if err != nil {
 		return fmt.Errorf("attaching policy %s to role %s: %w", arn, role, err)
@@ -483,7 +524,7 @@ func (c *Client) AttachPolicy(ctx context.Context, role, arn string) error {
 // DetachPolicy detaches a managed policy; one not attached is not an error.
 func (c *Client) DetachPolicy(ctx context.Context, role, arn string) error {
 	_, err := call(ctx, c, "iam", "DetachRolePolicy", func(ctx context.Context) (*iam.DetachRolePolicyOutput, error) {
-		return c.iam.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(arn)})
+		return c.iam.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(arn)}, c.iamRegion)
 	})
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("detaching policy %s from role %s: %w", arn, role, err)
@@ -497,7 +538,7 @@ func (c *Client) InlinePolicies(ctx context.Context, role string) (map[string]po
 	var marker *string
 	for {
 		out, err := call(ctx, c, "iam", "ListRolePolicies", func(ctx context.Context) (*iam.ListRolePoliciesOutput, error) {
-			return c.iam.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(role), Marker: marker})
+			return c.iam.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(role), Marker: marker}, c.iamRegion)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("listing inline policies of role %s: %w", role, err)
@@ -511,7 +552,7 @@ func (c *Client) InlinePolicies(ctx context.Context, role string) (map[string]po
 	docs := make(map[string]policy.Document, len(names))
 	for _, n := range names {
 		out, err := call(ctx, c, "iam", "GetRolePolicy", func(ctx context.Context) (*iam.GetRolePolicyOutput, error) {
-			return c.iam.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(n)})
+			return c.iam.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(n)}, c.iamRegion)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reading inline policy %s of role %s: %w", n, role, err)
@@ -530,7 +571,7 @@ func (c *Client) InlinePolicies(ctx context.Context, role string) (map[string]po
 // PutInlinePolicy creates or replaces an inline policy of a role.
 func (c *Client) PutInlinePolicy(ctx context.Context, role, name string, doc policy.Document) error {
 	_, err := call(ctx, c, "iam", "PutRolePolicy", func(ctx context.Context) (*iam.PutRolePolicyOutput, error) {
-		return c.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name), PolicyDocument: aws.String(doc.Marshal())})
+		return c.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name), PolicyDocument: aws.String(doc.Marshal())}, c.iamRegion)
 	})
 	if err != nil {
 		return fmt.Errorf("putting inline policy %s on role %s: %w", name, role, err)
@@ -541,7 +582,7 @@ func (c *Client) PutInlinePolicy(ctx context.Context, role, name string, doc pol
 // DeleteInlinePolicy deletes an inline policy; a missing one is not an error.
 func (c *Client) DeleteInlinePolicy(ctx context.Context, role, name string) error {
 	_, err := call(ctx, c, "iam", "DeleteRolePolicy", func(ctx context.Context) (*iam.DeleteRolePolicyOutput, error) {
-		return c.iam.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)})
+		return c.iam.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)}, c.iamRegion)
 	})
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("deleting inline policy %s of role %s: %w", name, role, err)
@@ -553,7 +594,7 @@ func (c *Client) DeleteInlinePolicy(ctx context.Context, role, name string) erro
 // an error.
 func (c *Client) DeleteRole(ctx context.Context, name string) error {
 	_, err := call(ctx, c, "iam", "DeleteRole", func(ctx context.Context) (*iam.DeleteRoleOutput, error) {
-		return c.iam.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)})
+		return c.iam.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)}, c.iamRegion)
 	})
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("deleting role %s: %w", name, err)

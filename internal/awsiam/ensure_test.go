@@ -172,6 +172,11 @@ type fakeIAM struct {
 	getProvider         func() (*iam.GetOpenIDConnectProviderOutput, error)
 	deletedVersions     []string
 	createdVersionAsDef bool
+	// hang makes GetRole wait until its context ends, like a connection
+	// that never answers.
+	hang bool
+	// regions are the regions GetRole was called with.
+	regions []string
 }
 
 func (f *fakeIAM) GetPolicy(_ context.Context, in *iam.GetPolicyInput, _ ...func(*iam.Options)) (*iam.GetPolicyOutput, error) {
@@ -201,8 +206,17 @@ func (f *fakeIAM) CreatePolicyVersion(_ context.Context, in *iam.CreatePolicyVer
 	return &iam.CreatePolicyVersionOutput{}, nil
 }
 
-func (f *fakeIAM) GetRole(context.Context, *iam.GetRoleInput, ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
+func (f *fakeIAM) GetRole(ctx context.Context, _ *iam.GetRoleInput, optFns ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
 	f.calls = append(f.calls, "GetRole")
+	o := iam.Options{Region: "from-config"}
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	f.regions = append(f.regions, o.Region)
+	if f.hang {
+		<-ctx.Done()
+		return nil, &smithy.OperationError{ServiceID: "IAM", OperationName: "GetRole", Err: ctx.Err()}
+	}
 	return f.getRole()
 }
 
@@ -435,4 +449,34 @@ func TestDeleteOwnedOIDCProviderTrustsTheRecordOnlyWithoutTags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kumo gap: kumo always answers. A connection that never does must not hold
+// a reconcile, and with it every other object's, forever.
+func TestEveryCallHasADeadline(t *testing.T) {
+	g := NewWithT(t)
+	fake := &fakeIAM{hang: true}
+	c := awsiam.NewClient(fake, nil, nil, nil, awsiam.Options{CallTimeout: 50 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.GetRole(context.Background(), "r")
+		done <- err
+	}()
+	var err error
+	g.Eventually(done, 10*time.Second).Should(Receive(&err), "the call gives up at its deadline")
+	g.Expect(err).To(MatchError(context.DeadlineExceeded))
+	g.Expect(awsiam.IsTerminal(err)).To(BeFalse(), "a timeout is retried")
+	g.Expect(awsiam.IsAWSError(err)).To(BeTrue())
+}
+
+// IAM is global within a partition, and the partition follows the
+// cluster's region: calls for a cluster in China go to the aws-cn endpoint.
+func TestCallsUseTheRegionOfTheCluster(t *testing.T) {
+	g := NewWithT(t)
+	fake := &fakeIAM{getRole: func() (*iam.GetRoleOutput, error) { return nil, apiError("NoSuchEntity") }}
+	c := awsiam.NewClient(fake, nil, nil, nil, awsiam.Options{})
+	_, _ = c.GetRole(context.Background(), "r")
+	_, _ = c.InRegion("cn-north-1").GetRole(context.Background(), "r")
+	_, _ = c.InRegion("us-gov-west-1").GetRole(context.Background(), "r")
+	g.Expect(fake.regions).To(Equal([]string{"from-config", "cn-north-1", "us-gov-west-1"}))
 }

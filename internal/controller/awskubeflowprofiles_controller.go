@@ -79,6 +79,8 @@ type Reconciler struct {
 
 // scope carries what one reconcile observed and decided.
 type scope struct {
+	// iam is the AWS client for the partition of the object's region.
+	iam    *awsiam.Client
 	cr     *v1alpha1.AwsKubeflowProfiles
 	before *v1alpha1.AwsKubeflowProfiles
 	facts  desired.ClusterFacts
@@ -115,7 +117,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 
-	s := &scope{cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}}
+	s := &scope{iam: r.IAM.InRegion(cr.Spec.Cluster.Region), cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}}
 	var done bool
 	if deleting {
 		done = r.reconcileDelete(ctx, s)
@@ -189,10 +191,12 @@ func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 	return nil
 }
 
+// removeFinalizer lets the object go. An object already gone is success: a
+// second pass that worked from a stale cache finds nothing left to release.
 func (r *Reconciler) removeFinalizer(ctx context.Context, cr *v1alpha1.AwsKubeflowProfiles) error {
 	patch := client.MergeFromWithOptions(cr.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(cr, v1alpha1.Finalizer)
-	if err := r.Client.Patch(ctx, cr, patch); err != nil {
+	if err := r.Client.Patch(ctx, cr, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("removing finalizer %s: %w", v1alpha1.Finalizer, err)
 	}
 	return nil

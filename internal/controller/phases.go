@@ -48,7 +48,7 @@ func (r *Reconciler) resolveCluster(ctx context.Context, s *scope) error {
 	spec := s.cr.Spec.Cluster
 	s.facts = desired.ClusterFacts{AccountID: spec.AccountID, IssuerURL: spec.OIDCIssuerURL}
 	if s.facts.AccountID == "" {
-		account, err := r.callerAccount(ctx)
+		account, err := r.callerAccount(ctx, s)
 		if err != nil {
 			return fmt.Errorf("%w: %w; grant sts:GetCallerIdentity or set spec.cluster.accountID", errDiscovery, err)
 		}
@@ -66,15 +66,18 @@ func (r *Reconciler) resolveCluster(ctx context.Context, s *scope) error {
 	return nil
 }
 
-func (r *Reconciler) callerAccount(ctx context.Context) (string, error) {
-	if v, ok := r.account.Load("caller"); ok {
+// callerAccount is the account of the operator's credentials in the
+// partition of the object's region, read once.
+func (r *Reconciler) callerAccount(ctx context.Context, s *scope) (string, error) {
+	partition := desired.Partition(s.cr.Spec.Cluster.Region)
+	if v, ok := r.account.Load(partition); ok {
 		return v.(string), nil
 	}
-	account, err := r.IAM.CallerAccount(ctx)
+	account, err := s.iam.CallerAccount(ctx)
 	if err != nil {
 		return "", err
 	}
-	r.account.Store("caller", account)
+	r.account.Store(partition, account)
 	return account, nil
 }
 
@@ -112,7 +115,7 @@ func (r *Reconciler) reconcileOIDCProvider(ctx context.Context, s *scope) bool {
 	if _, ok := r.fresh(s, "oidc", hash); ok {
 		res = awsiam.OIDCProviderResult{ARN: st.ARN, External: st.Ownership == v1alpha1.OwnershipExternal}
 	} else {
-		res, err = r.IAM.EnsureOIDCProvider(ctx, want, s.owner(), createdBefore)
+		res, err = s.iam.EnsureOIDCProvider(ctx, want, s.owner(), createdBefore)
 		r.emit(ctx, s.cr, res.Changes)
 		if err == nil {
 			r.markVerified(s, "oidc", hash, res.ARN)
@@ -169,7 +172,7 @@ func (r *Reconciler) ensureControllerIAM(ctx context.Context, s *scope) (string,
 		return arn, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
-	pol, err := r.IAM.EnsureManagedPolicy(ctx, s.state.ControllerPolicy, s.owner())
+	pol, err := s.iam.EnsureManagedPolicy(ctx, s.state.ControllerPolicy, s.owner())
 	r.emit(ctx, s.cr, pol.Changes)
 	if err != nil {
 		return "", err
@@ -181,7 +184,7 @@ func (r *Reconciler) ensureControllerIAM(ctx context.Context, s *scope) (string,
 	if pol.DocumentUnverified {
 		log.V(1).Info("IAM endpoint cannot return policy versions; drift of the policy document is not detected", "policyARN", pol.ARN)
 	}
-	role, err := r.IAM.EnsureRole(ctx, s.state.ControllerRole, s.owner(), false)
+	role, err := s.iam.EnsureRole(ctx, s.state.ControllerRole, s.owner(), false)
 	r.emit(ctx, s.cr, role.Changes)
 	if err != nil {
 		return "", r.propagationOf(err, pol.ARN, s.state.OIDCProvider.ARN)
@@ -219,14 +222,14 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 		return err
 	}
 	if arn := st.ProfileController.Role.ARN; arn != "" {
-		changes, err := r.IAM.DeleteOwnedRole(ctx, roleNameFromARN(arn), owner)
+		changes, err := s.iam.DeleteOwnedRole(ctx, roleNameFromARN(arn), owner)
 		r.emit(ctx, s.cr, changes)
 		if err := r.keepIfNotOwned(s, err); err != nil {
 			return err
 		}
 	}
 	if arn := st.ProfileController.Policy.ARN; arn != "" {
-		changes, err := r.IAM.DeleteOwnedPolicy(ctx, arn, owner)
+		changes, err := s.iam.DeleteOwnedPolicy(ctx, arn, owner)
 		r.emit(ctx, s.cr, changes)
 		if awsiam.IsDeleteConflict(err) {
 			// Still attached to a role the operator may not touch: detaching
@@ -251,7 +254,7 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 		}
 		return err
 	}
-	changes, err := r.IAM.DeleteOwnedOIDCProvider(ctx, st.OIDCProvider.ARN, owner, true)
+	changes, err := s.iam.DeleteOwnedOIDCProvider(ctx, st.OIDCProvider.ARN, owner, true)
 	r.emit(ctx, s.cr, changes)
 	return r.keepIfNotOwned(s, err)
 }
