@@ -15,24 +15,33 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam"
 	"github.com/awskubeflowprofiles/operator/internal/desired"
 )
+
+func profileScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	scheme.AddKnownTypeWithName(desired.ProfileGVK, &unstructured.Unstructured{})
+	scheme.AddKnownTypeWithName(desired.ProfileListGVK, &unstructured.UnstructuredList{})
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	return scheme
+}
 
 // A Profile the cache has not seen yet may exist: the operator creates, and
 // on AlreadyExists waits to read it, rather than applying over it.
 func TestWriteProfileNeverTakesOverAnUnseenProfile(t *testing.T) {
 	g := NewWithT(t)
-	scheme := runtime.NewScheme()
-	scheme.AddKnownTypeWithName(desired.ProfileGVK, &unstructured.Unstructured{})
-	scheme.AddKnownTypeWithName(desired.ProfileListGVK, &unstructured.UnstructuredList{})
+	scheme := profileScheme()
 	theirs := desired.NewProfileObject()
 	theirs.SetName("team-a")
 	theirs.Object["spec"] = map[string]any{"owner": map[string]any{"kind": "User", "name": "carol@example.com"}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(theirs).Build()
 	r := &Reconciler{Client: c}
 
-	want := desired.ProfileObject(desired.Profile{Name: "team-a"}, "kf", "arn:aws:iam::123456789012:role/r", false, false)
+	want := desired.ProfileObject(desired.Profile{Name: "team-a"}, "kf", "arn:aws:iam::123456789012:role/r", false)
 	_, err := r.writeProfile(context.Background(), nil, want)
 	g.Expect(err).To(MatchError(awsiam.ErrPropagating))
 
@@ -67,4 +76,40 @@ func TestRunProfilesContainsAPanic(t *testing.T) {
 	})
 	g.Expect(results[0].err).NotTo(HaveOccurred())
 	g.Expect(results[1].err).To(MatchError(ContainSubstring("panicked: nil response")))
+}
+
+// The API server refuses a status that lists a profile twice; the pass that
+// retains a removed profile must write one that it accepts the first time.
+func TestRetainingARemovedProfileListsItOnce(t *testing.T) {
+	g := NewWithT(t)
+	roleARN := "arn:aws:iam::123456789012:role/kubeflow/c/team-a-c-role"
+	p := desired.ProfileObject(desired.Profile{Name: "team-a", Owner: v1alpha1.ProfileOwner{Kind: "User", Name: "a@example.com"}}, "kf", roleARN, false)
+	c := fake.NewClientBuilder().WithScheme(profileScheme()).WithObjects(p).Build()
+	r := &Reconciler{Client: c, APIReader: c, ProfileConcurrency: 1}
+	cr := &v1alpha1.AwsKubeflowProfiles{}
+	cr.Name = "kf"
+	cr.Spec.DeletionPolicy.Profiles = v1alpha1.DeletionPolicyRetain
+	cr.Status.Profiles = []v1alpha1.ProfileStatus{{Name: "team-a", State: v1alpha1.ProfileStateManaged, RoleARN: roleARN, Ready: true}}
+	s := &scope{cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}}
+
+	r.reconcileProfiles(context.Background(), s)
+
+	g.Expect(cr.Status.Profiles).To(HaveLen(1))
+	g.Expect(cr.Status.Profiles[0].State).To(Equal(v1alpha1.ProfileStateRetained))
+	g.Expect(cr.Status.Profiles[0].RoleARN).To(Equal(roleARN))
+	now := desired.NewProfileObject()
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Name: "team-a"}, now)).To(Succeed())
+	g.Expect(desired.ProfileRetained(now)).To(BeTrue())
+}
+
+// Two passes may both carry out a deletion, the second from a stale cache:
+// finding the object gone when it lets go is success, not an error to log.
+func TestRemovingTheFinalizerOfAnObjectAlreadyGone(t *testing.T) {
+	g := NewWithT(t)
+	c := fake.NewClientBuilder().WithScheme(profileScheme()).Build()
+	r := &Reconciler{Client: c}
+	cr := &v1alpha1.AwsKubeflowProfiles{}
+	cr.Name = "gone"
+	cr.Finalizers = []string{v1alpha1.Finalizer}
+	g.Expect(r.removeFinalizer(context.Background(), cr)).To(Succeed())
 }

@@ -68,8 +68,21 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 			return r.releaseProfile(ctx, s, name, existing[name], false)
 		})
 	}
-	results := append(r.runProfiles(ctx, tasks), retainedProfiles(s, existing, inSpec)...)
+	results := r.runProfiles(ctx, tasks)
+	results = append(results, retainedProfiles(s, existing, inSpec, released(results))...)
 	r.recordProfiles(s, results)
+}
+
+// released names the profiles a pass has just let go of and still lists:
+// their Profiles now carry the retained mark, and must not be listed twice.
+func released(results []profileResult) map[string]bool {
+	out := map[string]bool{}
+	for _, res := range results {
+		if res.keep {
+			out[res.status.Name] = true
+		}
+	}
+	return out
 }
 
 // runProfiles runs one task per profile, several at a time, so that a slow
@@ -99,12 +112,12 @@ func (r *Reconciler) runProfiles(ctx context.Context, tasks []func(context.Conte
 }
 
 // recordProfiles folds per-profile results into the status entries and the
-// two aggregate conditions.
+// two aggregate conditions. Each failed profile sets its own retry, so one
+// that waits for a human does not make the others wait for the resync.
 func (r *Reconciler) recordProfiles(s *scope, results []profileResult) {
 	var entries []v1alpha1.ProfileStatus
-	managed, rolesReady, profilesReady := 0, 0, 0
-	var roleErr, profileErr error
-	var roleMsgs, profileMsgs []string
+	managed := 0
+	roles, profiles := &profileAggregate{}, &profileAggregate{}
 	for _, res := range results {
 		if res.retainsRole {
 			s.retainedRoles = true
@@ -113,51 +126,82 @@ func (r *Reconciler) recordProfiles(s *scope, results []profileResult) {
 			continue
 		}
 		entries = append(entries, res.status)
+		if res.err != nil {
+			o, after := failure(res.err)
+			s.noteRetry(o, after, res.err)
+		}
 		state := res.status.State
 		if state != v1alpha1.ProfileStateManaged && state != v1alpha1.ProfileStateNotOwned {
-			if res.err != nil {
-				profileErr = errors.Join(profileErr, res.err)
-				profileMsgs = append(profileMsgs, res.status.Name+": "+res.status.Message)
-			}
+			profiles.fail(res)
 			continue
 		}
 		managed++
 		if res.roleReady || state == v1alpha1.ProfileStateNotOwned {
-			rolesReady++
-		} else if res.err != nil {
-			roleErr = errors.Join(roleErr, res.err)
-			roleMsgs = append(roleMsgs, res.status.Name+": "+res.status.Message)
+			roles.ready++
+		} else {
+			roles.fail(res)
 		}
 		if res.status.Ready {
-			profilesReady++
-		} else if res.err != nil && (res.roleReady || state == v1alpha1.ProfileStateNotOwned) {
-			profileErr = errors.Join(profileErr, res.err)
-			profileMsgs = append(profileMsgs, res.status.Name+": "+res.status.Message)
+			profiles.ready++
+		} else if res.roleReady || state == v1alpha1.ProfileStateNotOwned {
+			profiles.fail(res)
 		}
 	}
 	slices.SortFunc(entries, func(a, b v1alpha1.ProfileStatus) int { return strings.Compare(a.Name, b.Name) })
 	s.cr.Status.Profiles = entries
-	s.cr.Status.ProfilesReady = fmt.Sprintf("%d/%d", profilesReady, managed)
+	s.cr.Status.ProfilesReady = fmt.Sprintf("%d/%d", profiles.ready, managed)
+	s.parts[v1alpha1.ProfileRolesReadyCondition] = roles.outcome(managed, "profile roles")
+	s.parts[v1alpha1.ProfilesReadyCondition] = profiles.outcome(managed, "Profiles")
+}
 
-	aggregate := func(condType string, ready int, err error, msgs []string, what string) {
-		counts := fmt.Sprintf("%d of %d %s ready.", ready, managed, what)
-		switch {
-		case managed == 0 && err == nil:
-			s.parts[condType] = outcome{ready: true, reason: v1alpha1.NoProfilesReason, message: "spec.profiles is empty."}
-		case err == nil && ready == managed:
-			s.parts[condType] = outcome{ready: true, reason: v1alpha1.ReconciledReason, message: counts}
-		case err == nil:
-			// The rest wait on their roles, whose failures drive the retry.
-			s.parts[condType] = outcome{reason: v1alpha1.BlockedReason, message: counts + " The others wait for their roles."}
-		default:
-			o, after := failure(err)
-			o.message = counts + " " + strings.Join(msgs, "; ")
-			s.parts[condType] = o
-			s.noteRetry(o, after, err)
-		}
+// profileAggregate counts the ready profiles of one aggregate condition and
+// collects the failures of the others.
+type profileAggregate struct {
+	ready    int
+	failures []profileResult
+}
+
+func (a *profileAggregate) fail(res profileResult) {
+	if res.err != nil {
+		a.failures = append(a.failures, res)
 	}
-	aggregate(v1alpha1.ProfileRolesReadyCondition, rolesReady, roleErr, roleMsgs, "profile roles")
-	aggregate(v1alpha1.ProfilesReadyCondition, profilesReady, profileErr, profileMsgs, "Profiles")
+}
+
+// outcome is the aggregate condition: ready when every managed profile is;
+// otherwise it takes the reason of the first profile that needs a human, or
+// of the first failure, and lists every failed profile in its message.
+func (a *profileAggregate) outcome(managed int, what string) outcome {
+	counts := fmt.Sprintf("%d of %d %s ready.", a.ready, managed, what)
+	switch {
+	case managed == 0 && len(a.failures) == 0:
+		return outcome{ready: true, reason: v1alpha1.NoProfilesReason, message: "spec.profiles is empty."}
+	case len(a.failures) == 0 && a.ready == managed:
+		return outcome{ready: true, reason: v1alpha1.ReconciledReason, message: counts}
+	case len(a.failures) == 0:
+		// The rest wait on their roles, whose failures drive the retry.
+		return outcome{reason: v1alpha1.BlockedReason, message: counts + " The others wait for their roles."}
+	}
+	var first, stalled *outcome
+	msgs := make([]string, 0, len(a.failures))
+	progressing := false
+	for _, res := range a.failures {
+		o, _ := failure(res.err)
+		msgs = append(msgs, res.status.Name+": "+res.status.Message)
+		if first == nil {
+			first = &o
+		}
+		if o.stalled && stalled == nil {
+			stalled = &o
+		}
+		progressing = progressing || !o.stalled
+	}
+	o := *first
+	if stalled != nil {
+		o = *stalled
+	}
+	o.progressing = progressing
+	o.message = counts + " " + strings.Join(msgs, "; ")
+	return o
 }
 
 // listProfiles reads the Kubeflow Profiles by name from the cache.
@@ -205,14 +249,15 @@ func (r *Reconciler) formerProfiles(s *scope, existing map[string]*unstructured.
 }
 
 // retainedProfiles reports the retained Profiles of this object that still
-// exist. They are read from the Profiles themselves, not from the status,
-// which a pass working from a stale cache may have written without them:
-// what depends on the OIDC provider must never be forgotten.
-func retainedProfiles(s *scope, existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []profileResult {
+// exist, except those in skip. They are read from the Profiles themselves,
+// not from the status, which a pass working from a stale cache may have
+// written without them: what depends on the OIDC provider must never be
+// forgotten.
+func retainedProfiles(s *scope, existing map[string]*unstructured.Unstructured, inSpec, skip map[string]bool) []profileResult {
 	var out []profileResult
 	for _, name := range slices.Sorted(maps.Keys(existing)) {
 		u := existing[name]
-		if inSpec[name] || !desired.ProfileOwnedBy(u, s.cr.Name) || !desired.ProfileRetained(u) {
+		if inSpec[name] || skip[name] || !desired.ProfileOwnedBy(u, s.cr.Name) || !desired.ProfileRetained(u) {
 			continue
 		}
 		st := v1alpha1.ProfileStatus{Name: name, State: v1alpha1.ProfileStateRetained, Reason: v1alpha1.ReconciledReason}
@@ -243,6 +288,15 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 		return res.failed(fmt.Errorf("%w: Kubeflow Profile %s exists and was not created by this operator, so it is left alone; set adoptExisting: true on the profile to manage it, or remove the profile from the spec",
 			awsiam.ErrNotOwned, p.Name))
 	}
+	if have == nil || !have.GetDeletionTimestamp().IsZero() {
+		// A Profile that is missing or going away may have been deleted by
+		// hand, and Kubeflow's finalizer of a Profile that was not
+		// annotateOnly rewrites the role's trust to admit every service
+		// account just before it lets go: what was verified before proves
+		// nothing, so the role is read and repaired before the profile is
+		// reported ready again.
+		r.forget(s, "profile/"+p.Name)
+	}
 	if have != nil && !have.GetDeletionTimestamp().IsZero() {
 		return res.failed(r.profileDeletedOutOfBand(ctx, s, p, have, ours))
 	}
@@ -253,12 +307,8 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 	}
 	res.status.RoleARN, res.roleReady = roleARN, true
 
-	// An adopted role outside the role path is one the profile controller's
-	// policy does not cover: the operator keeps its trust, and Kubeflow's
-	// plugin only annotates default-editor.
-	annotateOnly := roleARN != p.Role.ARN
 	adopted := (have != nil && !ours) || (have != nil && desired.ProfileAdopted(have))
-	want := desired.ProfileObject(p, s.cr.Name, roleARN, annotateOnly, adopted)
+	want := desired.ProfileObject(p, s.cr.Name, roleARN, adopted)
 	change, err := r.writeProfile(ctx, have, want)
 	if err != nil {
 		return res.failed(err)
@@ -269,10 +319,8 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 	}
 	res.status.Ready = true
 	res.status.Reason = v1alpha1.ReconciledReason
-	res.status.Message = fmt.Sprintf("Role %s trusts only system:serviceaccount:%s:%s; Profile %s uses it.", roleARN, p.Name, desired.KubeflowEditorServiceAccount, p.Name)
-	if annotateOnly {
-		res.status.Message += " The role is outside spec.iam.rolePath, so the Profile's plugin is annotateOnly and the operator alone keeps its trust."
-	}
+	res.status.Message = fmt.Sprintf("Role %s trusts only system:serviceaccount:%s:%s; Profile %s uses it with its plugin annotateOnly, so only the operator writes the role's trust.",
+		roleARN, p.Name, desired.KubeflowEditorServiceAccount, p.Name)
 	return res
 }
 
@@ -322,7 +370,6 @@ func (r *Reconciler) profileDeletedOutOfBand(ctx context.Context, s *scope, p de
 			return err
 		}
 	}
-	r.forget(s, "profile/"+p.Name)
 	if _, err := r.ensureProfileRole(ctx, s, p); err != nil {
 		return err
 	}
@@ -339,7 +386,7 @@ func (r *Reconciler) ensureProfileRole(ctx context.Context, s *scope, p desired.
 	if arn, ok := r.fresh(s, unit, hash); ok {
 		return arn, nil
 	}
-	role, err := r.IAM.EnsureRole(ctx, p.Role, s.owner(), p.AdoptExisting)
+	role, err := s.iam.EnsureRole(ctx, p.Role, s.owner(), p.AdoptExisting)
 	r.emit(ctx, s.cr, role.Changes)
 	if err != nil {
 		r.forget(s, unit)
@@ -424,7 +471,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 		return res.failed(err)
 	}
 	if res.status.RoleARN != "" {
-		changes, err := r.IAM.DeleteOwnedRole(ctx, roleNameFromARN(res.status.RoleARN), s.owner())
+		changes, err := s.iam.DeleteOwnedRole(ctx, roleNameFromARN(res.status.RoleARN), s.owner())
 		r.emit(ctx, s.cr, changes)
 		if errors.Is(err, awsiam.ErrNotOwned) {
 			// An adopted or foreign role is never deleted; the Profile is
@@ -524,7 +571,8 @@ func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
 			return r.releaseProfile(ctx, s, name, existing[name], true)
 		})
 	}
-	results := append(r.runProfiles(ctx, tasks), retainedProfiles(s, existing, map[string]bool{})...)
+	results := r.runProfiles(ctx, tasks)
+	results = append(results, retainedProfiles(s, existing, map[string]bool{}, released(results))...)
 	r.recordProfiles(s, results)
 	for _, res := range results {
 		if res.err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
 	"github.com/awskubeflowprofiles/operator/internal/desired"
+	"github.com/awskubeflowprofiles/operator/internal/kubeflowtest"
 	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
 
@@ -151,7 +152,7 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 			arn, annotateOnly, found := desired.ProfilePlugin(p)
 			Expect(found).To(BeTrue())
 			Expect(arn).To(Equal(roleARN))
-			Expect(annotateOnly).To(BeFalse())
+			Expect(annotateOnly).To(BeTrue(), "Kubeflow annotates default-editor but never writes the role's trust")
 			Expect(p.GetOwnerReferences()).To(BeEmpty(), "garbage collection must never delete a Profile")
 		}
 		vision, _ := getProfile("vision-" + cluster)
@@ -358,6 +359,41 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nor Kubernetes")
 	})
 
+	It("retries a failing profile on its own schedule while another waits for a human", Label("invariant:bad-input"), func() {
+		cluster := testCluster()
+		invalid, flaky := "invalid-"+cluster, "flaky-"+cluster
+		release := aws_.Recorder.Inject(awsiamtest.Fault{Match: func(c awsiamtest.Call) bool {
+			return c.Action == "CreateRole" && c.Params.Get("RoleName") == profileRoleName(flaky, cluster)
+		}})
+		DeferCleanup(release)
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.IAM.Quotas.ManagedPoliciesPerRole = 1
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{
+				{Name: invalid, Owner: owner("i"), ManagedPolicyARNs: []string{
+					"arn:aws:iam::123456789012:policy/a", "arn:aws:iam::123456789012:policy/b"}},
+				{Name: flaky, Owner: owner("f")},
+			}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			g.Expect(profileStatus(cr, invalid).Reason).To(Equal(v1alpha1.InvalidSpecReason))
+			g.Expect(profileStatus(cr, flaky).Reason).To(Equal(v1alpha1.IAMErrorReason))
+			g.Expect(condition(cr, v1alpha1.StalledCondition).Reason).To(Equal(v1alpha1.InvalidSpecReason))
+			g.Expect(condition(cr, v1alpha1.ReconcilingCondition).Status).To(Equal(metav1.ConditionTrue), "the other profile is still converging")
+		}).Should(Succeed())
+
+		_, err := newReconciler(k8s, apiReader, time.Hour).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+		Expect(err).To(MatchError(ContainSubstring("InjectedFault")),
+			"the transient failure comes back with controller-runtime's backoff, not after the hour-long resync the invalid profile waits for")
+
+		release()
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			g.Expect(profileStatus(cr, flaky).Ready).To(BeTrue())
+		}, 15*time.Second).Should(Succeed())
+	})
+
 	It("never deletes a retained Profile later, even when the deletion policy becomes Delete", Label("teardown", "invariant:no-data-loss"), func() {
 		cluster := testCluster()
 		keep, kept := "keep-"+cluster, "kept-"+cluster
@@ -405,51 +441,96 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(p.GetAnnotations()).NotTo(HaveKey(desired.AnnotationRetained))
 		_, annotateOnly, _ := desired.ProfilePlugin(p)
-		Expect(annotateOnly).To(BeFalse())
+		Expect(annotateOnly).To(BeTrue())
 	})
 
-	It("restores the exact trust at once when a managed Profile is deleted out of band", Label("invariant:least-privilege"), func() {
-		cluster := testCluster()
-		name := "oob-" + cluster
-		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
-			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("a")}}
-		})
-		Expect(k8s.Create(ctx, cr)).To(Succeed())
-		eventuallyReady(cluster)
-		role := profileRoleName(name, cluster)
-		p, err := getProfile(name)
-		Expect(err).NotTo(HaveOccurred())
-		controllerutil.AddFinalizer(p, kubeflowFinalizer)
-		Expect(k8s.Update(ctx, p)).To(Succeed())
-
-		By("someone deletes the Profile and Kubeflow's revoke leaves the role aud-only")
-		Expect(k8s.Delete(ctx, p)).To(Succeed())
-		_, err = aws_.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(role), PolicyDocument: aws.String(fmt.Sprintf(
-			`{"Version":"2012-10-17","Statement":[{"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"oidc.eks.us-west-2.amazonaws.com/id/%s:aud":["sts.amazonaws.com"]}},"Effect":"Allow","Principal":{"Federated":"%s"}}]}`,
-			cluster, providerARNOf(cluster)))})
-		Expect(err).NotTo(HaveOccurred())
-
-		Eventually(func() bool { return policy.Equal(roleTrust(role), expectedTrust(cluster, name, "default-editor")) }).Should(BeTrue(),
-			"restored well within the resync period of an hour")
-		Eventually(func() bool {
+	// Kubeflow's finalizer, on a Profile that is not annotateOnly, rewrites
+	// the role's trust to admit every service account of the cluster and
+	// lets the Profile go in the same pass. A managed Profile is annotateOnly
+	// from creation, so Kubeflow never does this to it; the specs make the
+	// revoke themselves, with a mirror of the plugin's code, to show that
+	// the operator still repairs the role before it reports the profile
+	// ready, in either order of events. The repair is held back by a fault
+	// at first, so the specs see what the operator reports while the trust
+	// is open.
+	DescribeTable("repairs a role's trust before reporting its profile ready again when the Profile is deleted by hand",
+		Label("invariant:least-privilege", "invariant:coexistence"),
+		func(revokeBeforeDelete bool) {
+			cluster := testCluster()
+			name := "gone-" + cluster
+			role := profileRoleName(name, cluster)
+			cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+				cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("a")}}
+			})
+			Expect(k8s.Create(ctx, cr)).To(Succeed())
+			eventuallyReady(cluster)
 			p, err := getProfile(name)
 			Expect(err).NotTo(HaveOccurred())
 			_, annotateOnly, _ := desired.ProfilePlugin(p)
-			return annotateOnly
-		}).Should(BeTrue(), "so Kubeflow's finalizer leaves IAM alone")
+			Expect(annotateOnly).To(BeTrue(), "Kubeflow's plugin never writes the trust of a managed role")
 
-		By("once Kubeflow lets it go, the Profile is created again")
-		p, err = getProfile(name)
-		Expect(err).NotTo(HaveOccurred())
-		controllerutil.RemoveFinalizer(p, kubeflowFinalizer)
-		Expect(k8s.Update(ctx, p)).To(Succeed())
-		Eventually(func(g Gomega) {
-			p, err := getProfile(name)
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(p.GetDeletionTimestamp()).To(BeNil())
-		}).Should(Succeed())
-		eventuallyReady(cluster)
-	})
+			var release func()
+			openTrust := func() {
+				GinkgoHelper()
+				out, err := getRole(role)
+				Expect(err).NotTo(HaveOccurred())
+				revoked, err := kubeflowtest.Revoke(aws.ToString(out.Role.AssumeRolePolicyDocument), name)
+				Expect(err).NotTo(HaveOccurred())
+				_, err = aws_.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(role), PolicyDocument: aws.String(revoked)})
+				Expect(err).NotTo(HaveOccurred())
+				release = aws_.Recorder.Inject(awsiamtest.Fault{Match: func(c awsiamtest.Call) bool {
+					return c.Action == "UpdateAssumeRolePolicy" && c.Params.Get("RoleName") == role
+				}})
+				DeferCleanup(release)
+			}
+			if revokeBeforeDelete {
+				By("the revoke lands and the Profile is gone at once, as Kubeflow's finalizer does it in one pass")
+				openTrust()
+				Expect(k8s.Delete(ctx, p)).To(Succeed())
+			} else {
+				By("the Profile is deleted and waits for Kubeflow's finalizer")
+				controllerutil.AddFinalizer(p, kubeflowFinalizer)
+				Expect(k8s.Update(ctx, p)).To(Succeed())
+				aws_.Recorder.Reset()
+				Expect(k8s.Delete(ctx, p)).To(Succeed())
+				Eventually(func(g Gomega) {
+					g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+					g.Expect(profileStatus(cr, name).Message).To(ContainSubstring("is being deleted"))
+				}).Should(Succeed())
+				Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Action == "GetRole" && c.Params.Get("RoleName") == role })).NotTo(BeEmpty(),
+					"the operator read the role while the Profile terminated")
+				By("then the revoke lands, and then the finalizer goes")
+				openTrust()
+				Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, p)).To(Succeed())
+				controllerutil.RemoveFinalizer(p, kubeflowFinalizer)
+				Expect(k8s.Update(ctx, p)).To(Succeed())
+			}
+
+			By("while the trust admits every service account, neither the profile nor the object is ready")
+			notReady := func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+				st := profileStatus(cr, name)
+				g.Expect(st.Ready).To(BeFalse())
+				g.Expect(st.Message).To(ContainSubstring("admits system:serviceaccount:kubeflow-aws-trust-probe:default-editor"))
+				g.Expect(condition(cr, v1alpha1.ReadyCondition).Status).NotTo(Equal(metav1.ConditionTrue))
+				g.Expect(condition(cr, v1alpha1.ProfileRolesReadyCondition).Status).NotTo(Equal(metav1.ConditionTrue))
+			}
+			Eventually(notReady).Should(Succeed())
+			Consistently(notReady, 2*time.Second, 100*time.Millisecond).Should(Succeed())
+
+			By("once IAM accepts the repair, the trust is exact within seconds, not a resync period")
+			release()
+			Eventually(func() bool { return policy.Equal(roleTrust(role), expectedTrust(cluster, name, "default-editor")) }, 15*time.Second).Should(BeTrue())
+			cr = eventuallyReady(cluster)
+			Expect(profileStatus(cr, name).Ready).To(BeTrue())
+			p, err = getProfile(name)
+			Expect(err).NotTo(HaveOccurred(), "the Profile is created again")
+			_, annotateOnly, _ = desired.ProfilePlugin(p)
+			Expect(annotateOnly).To(BeTrue())
+		},
+		Entry("the trust opens, then the Profile is deleted", true),
+		Entry("the operator reads the role, then the revoke lands, then the finalizer goes", false),
+	)
 
 	It("keeps the Profile's plugin annotateOnly for an adopted role outside the role path, and keeps its trust itself", Label("adoption"), func() {
 		cluster := testCluster()

@@ -26,6 +26,9 @@ type outcome struct {
 	message string
 	// stalled: only a human can make progress.
 	stalled bool
+	// progressing: a stalled part is still converging elsewhere, as when
+	// one profile needs a human while another waits for IAM.
+	progressing bool
 }
 
 func setCondition(cr *v1alpha1.AwsKubeflowProfiles, condType string, o outcome) {
@@ -62,6 +65,9 @@ func summarize(cr *v1alpha1.AwsKubeflowProfiles, parts map[string]outcome, delet
 		}
 		if !o.stalled && reconciling.reason == "" {
 			reconciling = outcome{ready: true, reason: o.reason, message: o.message}
+		}
+		if o.stalled && o.progressing && reconciling.reason == "" {
+			reconciling = outcome{ready: true, reason: v1alpha1.ProgressingReason, message: o.message}
 		}
 	}
 	if deleting {

@@ -43,13 +43,13 @@ func NewProfileList() *unstructured.UnstructuredList {
 
 // ProfileObject is the Kubeflow Profile the operator applies for p: its
 // owner, its quota and the AwsIamForServiceAccount plugin naming roleARN.
-// annotateOnly tells Kubeflow's profile controller to stop editing the
-// role's trust, which the operator sets before it lets go of a Profile.
-func ProfileObject(p Profile, owner, roleARN string, annotateOnly, adopted bool) *unstructured.Unstructured {
-	pluginSpec := map[string]any{"awsIamRole": roleARN}
-	if annotateOnly {
-		pluginSpec["annotateOnly"] = true
-	}
+// The plugin is always annotateOnly: Kubeflow's profile controller then
+// annotates default-editor with the role but never writes the role's trust,
+// which the operator owns completely. Without it, Kubeflow's finalizer would
+// rewrite the trust to admit every service account of the cluster when the
+// Profile is deleted, a window no repair can close in time.
+func ProfileObject(p Profile, owner, roleARN string, adopted bool) *unstructured.Unstructured {
+	pluginSpec := map[string]any{"awsIamRole": roleARN, "annotateOnly": true}
 	spec := map[string]any{
 		"owner": map[string]any{
 			"apiGroup": "rbac.authorization.k8s.io",

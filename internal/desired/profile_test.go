@@ -20,10 +20,10 @@ func v1alpha1Owner() v1alpha1.ProfileOwner {
 
 // A quota the operator applied and the spec dropped must go; one someone
 // else set is theirs (an adopted Profile's, say) and must not make every
-// reconcile apply again.
-func TestProfileMatchesQuota(t *testing.T) {
+// reconcile apply again. A plugin that is not annotateOnly is changed.
+func TestProfileMatches(t *testing.T) {
 	profile := desired.Profile{Name: "team-a", Owner: v1alpha1.ProfileOwner{Kind: "User", Name: "a@example.com"}}
-	want := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false, false)
+	want := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false)
 	withQuota := func(manager string) *unstructured.Unstructured {
 		have := want.DeepCopy()
 		have.Object["spec"].(map[string]any)["resourceQuotaSpec"] = map[string]any{"hard": map[string]any{"cpu": "8"}}
@@ -40,6 +40,12 @@ func TestProfileMatchesQuota(t *testing.T) {
 		"same fields": {have: want.DeepCopy(), match: true},
 		"a quota the operator set and no longer wants": {have: withQuota("awskubeflowprofiles-operator")},
 		"a quota someone else set":                     {have: withQuota("kubectl"), match: true},
+		"a plugin that lets Kubeflow write IAM, as older versions made it": {have: func() *unstructured.Unstructured {
+			have := want.DeepCopy()
+			plugin := have.Object["spec"].(map[string]any)["plugins"].([]any)[0].(map[string]any)
+			delete(plugin["spec"].(map[string]any), "annotateOnly")
+			return have
+		}()},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -109,10 +109,74 @@ func (c Call) Mentions(s string) bool {
 	return false
 }
 
-// Recorder keeps the calls made through an Env's clients.
+// Recorder keeps the calls made through an Env's clients and answers those
+// that match an injected Fault with an AWS error instead of passing them on.
 type Recorder struct {
-	mu    sync.Mutex
-	calls []Call
+	mu     sync.Mutex
+	calls  []Call
+	faults map[int]Fault
+	nextID int
+}
+
+// Fault answers the calls it matches with an AWS error, the way IAM or STS
+// would, without passing them to kumo. It stands in for what kumo cannot do:
+// fail.
+type Fault struct {
+	// Match selects the calls that fail.
+	Match func(Call) bool
+	// Status is the HTTP status of the answer; 400 when zero, which the SDK
+	// does not retry, so each failure reaches the operator at once.
+	Status int
+	// Code is the AWS error code; InjectedFault when empty.
+	Code string
+}
+
+// Inject makes matching calls fail until the returned function is called.
+func (r *Recorder) Inject(f Fault) (remove func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.faults == nil {
+		r.faults = map[int]Fault{}
+	}
+	id := r.nextID
+	r.nextID++
+	r.faults[id] = f
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.faults, id)
+	}
+}
+
+// fault returns the fault that matches c, if any.
+func (r *Recorder) fault(c Call) (Fault, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.faults {
+		if f.Match(c) {
+			return f, true
+		}
+	}
+	return Fault{}, false
+}
+
+// response is the error answer of the AWS query protocol that IAM and STS
+// use.
+func (f Fault) response(req *http.Request) *http.Response {
+	status, code := f.Status, f.Code
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	if code == "" {
+		code = "InjectedFault"
+	}
+	body := `<ErrorResponse><Error><Type>Sender</Type><Code>` + code +
+		`</Code><Message>injected by the test</Message></Error><RequestId>injected</RequestId></ErrorResponse>`
+	return &http.Response{
+		StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"text/xml"}},
+		Body:   io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+	}
 }
 
 // Calls returns the calls recorded since the last Reset.
@@ -186,6 +250,9 @@ func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		call.Action = restAction(req)
 	}
 	t.rec.add(call)
+	if f, ok := t.rec.fault(call); ok {
+		return f.response(req), nil
+	}
 	return t.next.RoundTrip(req)
 }
 
