@@ -30,6 +30,9 @@ const Finalizer = "kubeflow.aws/cleanup"
 // the IRSA of Kubeflow's profile controller and one IAM role plus Kubeflow
 // Profile per team.
 // +kubebuilder:validation:XValidation:rule="!has(self.profileController) || !has(self.profileController.roleName) || !has(self.profiles) || self.profiles.all(p, !has(p.roleName) || p.roleName != self.profileController.roleName)",message="spec.profiles[].roleName must differ from spec.profileController.roleName"
+// +kubebuilder:validation:XValidation:rule="!has(self.iam.rolePath) || self.iam.rolePath.contains('/' + self.cluster.name + '/')",message="spec.iam.rolePath must contain the cluster name as a path segment, such as /kubeflow/<cluster>/: the profile controller may edit the trust of every role under this path, so a path shared with another cluster would let it edit that cluster's roles"
+// +kubebuilder:validation:XValidation:rule="self.profileController.serviceAccount.__namespace__ == self.profileController.deployment.__namespace__",message="spec.profileController.serviceAccount and spec.profileController.deployment must be in the same namespace, the profile controller's"
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.iam.rolePath) ? oldSelf.iam.rolePath : '/kubeflow/' + oldSelf.cluster.name + '/') == (has(self.iam.rolePath) ? self.iam.rolePath : '/kubeflow/' + self.cluster.name + '/')",message="spec.iam.rolePath is immutable: IAM cannot move a role to another path, and every Profile names its role by ARN; to use another path, create a new AwsKubeflowProfiles"
 type AwsKubeflowProfilesSpec struct {
 	// cluster identifies the EKS cluster whose service accounts get IAM roles.
 	// +required
@@ -75,7 +78,10 @@ type AwsKubeflowProfilesSpec struct {
 	DeletionPolicy DeletionPolicySpec `json:"deletionPolicy,omitzero"`
 }
 
-// ClusterSpec identifies the EKS cluster.
+// ClusterSpec identifies the EKS cluster. Its fields name the identities of
+// everything the operator creates, so they cannot change once set.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.accountID) || (has(self.accountID) && self.accountID == oldSelf.accountID)",message="spec.cluster.accountID is immutable once set: every ARN the operator wrote names this account; for another account, create a new AwsKubeflowProfiles"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.oidcIssuerURL) || (has(self.oidcIssuerURL) && self.oidcIssuerURL == oldSelf.oidcIssuerURL)",message="spec.cluster.oidcIssuerURL is immutable once set: every role's trust names this issuer's OIDC provider; a cluster with a new issuer is a new cluster, so create a new AwsKubeflowProfiles for it"
 type ClusterSpec struct {
 	// name is the EKS cluster name. It is part of derived role names
 	// (<profile>-<cluster>-role) and of the default role path.
@@ -83,6 +89,7 @@ type ClusterSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=100
 	// +kubebuilder:validation:Pattern=`^[0-9A-Za-z][A-Za-z0-9_-]*$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.cluster.name is immutable: it is part of every role name, tag and the role path; to manage another cluster, create a new AwsKubeflowProfiles (and delete this one with the deletion policy you want)"
 	Name string `json:"name"`
 
 	// region is the AWS region of the cluster, such as us-west-2. It selects
@@ -91,16 +98,20 @@ type ClusterSpec struct {
 	// +kubebuilder:validation:MinLength=9
 	// +kubebuilder:validation:MaxLength=25
 	// +kubebuilder:validation:Pattern=`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.cluster.region is immutable: a cluster does not move, and the region selects the partition of every ARN; for a cluster in another region, create a new AwsKubeflowProfiles"
 	Region string `json:"region"`
 
 	// oidcIssuerURL is the cluster's service-account issuer, such as
-	// https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE.
-	// When absent it is read with eks:DescribeCluster.
+	// https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE,
+	// written as the cluster's discovery document reports it. The scheme and
+	// host are compared in lower case and trailing slashes are ignored. When
+	// absent it is read with eks:DescribeCluster; when present and EKS can be
+	// asked, it must match what EKS reports.
 	// +optional
 	// +kubebuilder:validation:MaxLength=255
-	// +kubebuilder:validation:XValidation:rule="self.startsWith('https://')",message="oidcIssuerURL must start with https://"
-	// +kubebuilder:validation:XValidation:rule="!self.endsWith('/')",message="oidcIssuerURL must not end with a slash"
-	// +kubebuilder:validation:XValidation:rule="self.matches('^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%-]+)*$')",message="oidcIssuerURL must be an https URL with a host and an optional path, without query or fragment"
+	// +kubebuilder:validation:XValidation:rule="self.lowerAscii().startsWith('https://')",message="oidcIssuerURL must start with https://"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="oidcIssuerURL must not have a query or a fragment: an OIDC issuer is an https URL with a host and an optional path"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(?i:https)://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%-]+)*/*$')",message="oidcIssuerURL must be an https URL with a host and an optional path"
 	OIDCIssuerURL string `json:"oidcIssuerURL,omitempty"`
 
 	// accountID is the 12-digit AWS account that holds the IAM resources.
@@ -132,8 +143,10 @@ type ProfileControllerSpec struct {
 
 	// policyName is the customer managed IAM policy that allows iam:GetRole
 	// and iam:UpdateAssumeRolePolicy on the profile roles of this object only.
+	// The default is kf-profile-controller-<cluster>-policy, so clusters that
+	// share an account do not compete for one policy. (Objects created before
+	// this default have kf-profile-controller-policy stored, and keep it.)
 	// +optional
-	// +kubebuilder:default=kf-profile-controller-policy
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9+=,.@_-]+$`
@@ -182,8 +195,9 @@ type ObjectReference struct {
 type IAMSpec struct {
 	// rolePath is the IAM path of every profile role, such as /kubeflow/prod/.
 	// The profile controller's policy is scoped to this path, so it must be a
-	// path that holds nothing else; "/" is refused for that reason. The default
-	// is /kubeflow/<cluster>/.
+	// path that holds nothing else and names the cluster as one of its
+	// segments; "/" is refused for that reason. The default is
+	// /kubeflow/<cluster>/. It cannot change once set: IAM cannot move roles.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:Pattern=`^/[!-~]*/$`

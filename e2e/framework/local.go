@@ -86,10 +86,9 @@ func (t *localTarget) Start(ctx context.Context) (*Env, error) {
 	env.Cluster = Cluster{
 		Name:   vars["LOCAL_CLUSTER"],
 		Region: "us-east-1",
-		// kumo's STS answers another account than its IAM's ARNs carry.
-		AccountID:       vars["LOCAL_ACCOUNT_ID"],
+		// Both left out of the spec: the account is discovered with
+		// sts:GetCallerIdentity, the issuer from kumo's EKS.
 		ExpectAccountID: vars["LOCAL_ACCOUNT_ID"],
-		// Left out of the spec: discovered from kumo's EKS.
 		ExpectIssuerURL: vars["LOCAL_OIDC_ISSUER"],
 	}
 	env.ResyncPeriod, env.Artifacts = resync, artifacts

@@ -236,7 +236,7 @@ func tagList(m map[string]string) []iamtypes.Tag {
 func controllerPolicy() desired.ManagedPolicy {
 	return desired.ManagedPolicy{
 		Name: "kf-profile-controller-policy", ARN: "arn:aws:iam::123456789012:policy/kf-profile-controller-policy",
-		Document: desired.ControllerPolicyDocument("arn:aws:iam::123456789012:role/kubeflow/prod/*"),
+		Document: desired.ControllerPolicyDocument("prod", "arn:aws:iam::123456789012:role/kubeflow/prod/*"),
 	}
 }
 
@@ -260,7 +260,8 @@ func TestEnsureManagedPolicyDocumentDrift(t *testing.T) {
 			return out, nil
 		}
 	}
-	same := `{"Statement":[{"Resource":["arn:aws:iam::123456789012:role/kubeflow/prod/*"],"Effect":"Allow","Action":["iam:UpdateAssumeRolePolicy","iam:GetRole"],"Sid":"EditProfileRoleTrust"}],"Version":"2012-10-17"}`
+	same := `{"Statement":[{"Resource":["arn:aws:iam::123456789012:role/kubeflow/prod/*"],"Effect":"Allow","Action":["iam:UpdateAssumeRolePolicy","iam:GetRole"],"Sid":"EditProfileRoleTrust",` +
+		`"Condition":{"StringEqualsIfExists":{"aws:resourcetag/kubeflow.aws/cluster":"prod"}}}],"Version":"2012-10-17"}`
 	wide := `{"Version":"2012-10-17","Statement":[{"Sid":"EditProfileRoleTrust","Effect":"Allow","Action":["iam:GetRole","iam:UpdateAssumeRolePolicy"],"Resource":"*"}]}`
 	cases := map[string]struct {
 		fake        *fakeIAM

@@ -73,9 +73,10 @@ func expectedControllerPolicy(cluster string) policy.Document {
 	    "Sid": "EditProfileRoleTrust",
 	    "Effect": "Allow",
 	    "Action": ["iam:UpdateAssumeRolePolicy", "iam:GetRole"],
-	    "Resource": "arn:aws:iam::%s:role/kubeflow/%s/*"
+	    "Resource": "arn:aws:iam::%s:role/kubeflow/%s/*",
+	    "Condition": {"StringEqualsIfExists": {"aws:ResourceTag/kubeflow.aws/cluster": "%s"}}
 	  }]
-	}`, awsiamtest.AccountID, cluster))
+	}`, awsiamtest.AccountID, cluster, cluster))
 	Expect(err).NotTo(HaveOccurred())
 	return doc
 }
@@ -173,6 +174,74 @@ var _ = Describe("Cluster-level IAM", Label("oidc", "controller-irsa"), func() {
 		By("the service account is created with the annotation")
 		sa := serviceAccount("kubeflow", "pc-"+cluster)
 		Expect(sa.Annotations).To(HaveKeyWithValue(controller.RoleARNAnnotation, roleARN))
+	})
+
+	It("refuses an account other than the credentials' before any IAM write, and says which differs", Label("invariant:bad-input"), func() {
+		cluster := testCluster()
+		aws_.Recorder.Reset()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.AccountID = "210987654321" })
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			c := condition(cr, v1alpha1.StalledCondition)
+			g.Expect(c.Reason).To(Equal(v1alpha1.InvalidSpecReason))
+			g.Expect(c.Message).To(ContainSubstring("spec.cluster.accountID is 210987654321, but the operator's AWS credentials are in account " + awsiamtest.AccountID))
+		}).Should(Succeed())
+		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(cluster) })).To(BeEmpty(), "nothing reached IAM")
+	})
+
+	It("refuses an issuer other than the one EKS reports for the cluster, and says which differs", Label("invariant:bad-input"), func() {
+		cluster := testCluster()
+		reported, err := aws_.CreateCluster(ctx, cluster)
+		Expect(err).NotTo(HaveOccurred())
+		aws_.Recorder.Reset()
+		cr := newCR(cluster)
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			c := condition(cr, v1alpha1.StalledCondition)
+			g.Expect(c.Reason).To(Equal(v1alpha1.InvalidSpecReason))
+			g.Expect(c.Message).To(ContainSubstring("spec.cluster.oidcIssuerURL is " + issuerOf(cluster) + ", but EKS reports " + reported))
+		}).Should(Succeed())
+		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(cluster) })).To(BeEmpty(), "nothing reached IAM")
+
+		By("the issuer EKS reports, as its discovery document writes it, is accepted")
+		deleteAndWait(cr)
+		cr = newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.OIDCIssuerURL = reported + "/" })
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		cr = eventuallyReady(cluster)
+		Expect(cr.Status.OIDCIssuerURL).To(Equal(reported))
+	})
+
+	It("names the profile controller's policy for the cluster by default, so two clusters in one account both converge", func() {
+		one, two := testCluster(), testCluster()
+		for _, cluster := range []string{one, two} {
+			Expect(k8s.Create(ctx, newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.ProfileController.PolicyName = "" }))).To(Succeed())
+		}
+		for _, cluster := range []string{one, two} {
+			cr := eventuallyReady(cluster)
+			Expect(cr.Status.ProfileController.Policy.ARN).To(Equal("arn:aws:iam::" + awsiamtest.AccountID + ":policy/kf-profile-controller-" + cluster + "-policy"))
+		}
+	})
+
+	It("keeps the once-shared kf-profile-controller-policy for a cluster that already uses it", Label("invariant:minimal-calls"), func() {
+		cluster := testCluster()
+		legacy := "arn:aws:iam::" + awsiamtest.AccountID + ":policy/kf-profile-controller-policy"
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileController.PolicyName = "kf-profile-controller-policy"
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		cr = eventuallyReady(cluster)
+		Expect(cr.Status.ProfileController.Policy.ARN).To(Equal(legacy))
+
+		By("leaving the field to the default does not move the cluster to a new policy")
+		aws_.Recorder.Reset()
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.ProfileController.PolicyName = "" })
+		cr = eventuallyReady(cluster)
+		Expect(cr.Status.ProfileController.Policy.ARN).To(Equal(legacy))
+		Expect(attachedPolicies(controllerRoleName(cluster))).To(ConsistOf(legacy))
+		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Action == "CreatePolicy" })).To(BeEmpty())
+		deleteAndWait(cr)
 	})
 
 	It("makes no IAM write on a second reconcile with nothing changed", Label("invariant:minimal-calls"), func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,7 +27,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) {
 		s.block(v1alpha1.OIDCProviderReadyCondition, all[1:]...)
 		return
 	}
-	state, err := desired.Build(s.cr.Name, s.cr.Spec, s.facts)
+	state, err := desired.Build(s.cr.Name, specWithLegacyNames(s.cr), s.facts)
 	if err != nil {
 		for _, t := range all {
 			s.record(t, err, outcome{})
@@ -42,27 +43,62 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) {
 	r.reconcileProfiles(ctx, s)
 }
 
+// specWithLegacyNames is the spec with the names that older versions
+// defaulted kept, for an object whose status shows it uses them: a cluster
+// whose profile controller policy is the once-shared
+// kf-profile-controller-policy keeps it rather than moving to the
+// cluster-specific default.
+func specWithLegacyNames(cr *v1alpha1.AwsKubeflowProfiles) v1alpha1.AwsKubeflowProfilesSpec {
+	spec := cr.Spec
+	if spec.ProfileController.PolicyName == "" &&
+		strings.HasSuffix(cr.Status.ProfileController.Policy.ARN, ":policy/"+desired.LegacyControllerPolicyName) {
+		spec.ProfileController.PolicyName = desired.LegacyControllerPolicyName
+	}
+	return spec
+}
+
 // resolveCluster fills in the account and the issuer the spec leaves to
-// discovery.
+// discovery, and checks those the spec gives against what STS and EKS
+// report when they can be asked: a wrong account or issuer would put every
+// ARN and trust policy the operator writes in the wrong place.
 func (r *Reconciler) resolveCluster(ctx context.Context, s *scope) error {
 	spec := s.cr.Spec.Cluster
 	s.facts = desired.ClusterFacts{AccountID: spec.AccountID, IssuerURL: spec.OIDCIssuerURL}
-	if s.facts.AccountID == "" {
-		account, err := r.callerAccount(ctx, s)
-		if err != nil {
-			return fmt.Errorf("%w: %w; grant sts:GetCallerIdentity or set spec.cluster.accountID", errDiscovery, err)
-		}
+	log := ctrl.LoggerFrom(ctx)
+
+	account, err := r.callerAccount(ctx, s)
+	switch {
+	case s.facts.AccountID == "" && err != nil:
+		return fmt.Errorf("%w: %w; grant sts:GetCallerIdentity or set spec.cluster.accountID", errDiscovery, err)
+	case s.facts.AccountID == "":
 		s.facts.AccountID = account
+	case err != nil:
+		log.V(1).Info("Could not check spec.cluster.accountID against the operator's credentials", "error", err.Error())
+	case account != s.facts.AccountID:
+		return fmt.Errorf("%w: spec.cluster.accountID is %s, but the operator's AWS credentials are in account %s (sts:GetCallerIdentity), where every IAM call lands; correct spec.cluster.accountID, or give the operator credentials in account %s",
+			desired.ErrInvalidSpec, s.facts.AccountID, account, s.facts.AccountID)
 	}
-	if s.facts.IssuerURL == "" {
-		issuer, err := r.clusterIssuer(ctx, spec.Name, spec.Region)
-		if err != nil {
-			return fmt.Errorf("%w: %w; grant eks:DescribeCluster on the cluster or set spec.cluster.oidcIssuerURL", errDiscovery, err)
+
+	reported, err := r.clusterIssuer(ctx, spec.Name, spec.Region, s.facts.IssuerURL != "")
+	switch {
+	case s.facts.IssuerURL == "" && err != nil:
+		return fmt.Errorf("%w: %w; grant eks:DescribeCluster on the cluster or set spec.cluster.oidcIssuerURL", errDiscovery, err)
+	case s.facts.IssuerURL == "":
+		s.facts.IssuerURL = reported
+	case err != nil:
+		log.V(1).Info("Could not check spec.cluster.oidcIssuerURL against EKS", "error", err.Error())
+	default:
+		given, errGiven := desired.NormalizeIssuer(s.facts.IssuerURL)
+		eks, errEKS := desired.NormalizeIssuer(reported)
+		if errGiven == nil && errEKS == nil && given != eks {
+			return fmt.Errorf("%w: spec.cluster.oidcIssuerURL is %s, but EKS reports %s for cluster %s in %s; correct spec.cluster.oidcIssuerURL or remove it to use the reported one",
+				desired.ErrInvalidSpec, s.facts.IssuerURL, reported, spec.Name, spec.Region)
 		}
-		s.facts.IssuerURL = issuer
 	}
 	s.cr.Status.AccountID = s.facts.AccountID
-	s.cr.Status.OIDCIssuerURL = s.facts.IssuerURL
+	if issuer, err := desired.NormalizeIssuer(s.facts.IssuerURL); err == nil {
+		s.cr.Status.OIDCIssuerURL = issuer
+	}
 	return nil
 }
 
@@ -83,24 +119,29 @@ func (r *Reconciler) callerAccount(ctx context.Context, s *scope) (string, error
 
 // clusterIssuer reads the issuer once per resync period: a cluster keeps its
 // issuer, but one deleted and recreated under the same name gets a new one.
-func (r *Reconciler) clusterIssuer(ctx context.Context, cluster, region string) (string, error) {
+// When the issuer is only checked, a lasting failure is remembered as long,
+// so a spec that gives its issuer for a cluster EKS will not describe (no
+// permission, another account) costs one call per resync, not one per
+// reconcile; when it must be discovered, a failure is retried sooner.
+func (r *Reconciler) clusterIssuer(ctx context.Context, cluster, region string, onlyCheck bool) (string, error) {
 	key := region + "/" + cluster
 	if v, ok := r.issuers.Load(key); ok {
 		if d := v.(discovered); r.Clock.Since(d.at) < r.ResyncPeriod {
-			return d.issuer, nil
+			return d.issuer, d.err
 		}
 	}
 	issuer, err := r.IAM.ClusterIssuer(ctx, cluster, region)
-	if err != nil {
+	if err != nil && (!onlyCheck || (!awsiam.IsTerminal(err) && !awsiam.IsNotFound(err))) {
 		return "", err
 	}
-	r.issuers.Store(key, discovered{issuer: issuer, at: r.Clock.Now()})
-	return issuer, nil
+	r.issuers.Store(key, discovered{issuer: issuer, err: err, at: r.Clock.Now()})
+	return issuer, err
 }
 
-// discovered is an issuer and when it was read.
+// discovered is an issuer, or why it could not be read, and when.
 type discovered struct {
 	issuer string
+	err    error
 	at     time.Time
 }
 

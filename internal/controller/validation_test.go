@@ -4,9 +4,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
 )
 
 var _ = Describe("Admission", Label("invariant:bad-input"), func() {
@@ -24,11 +27,77 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 		pc := cr.Spec.ProfileController
 		Expect(pc.ServiceAccount).To(Equal(v1alpha1.ObjectReference{Namespace: "kubeflow", Name: "profiles-controller-service-account"}))
 		Expect(pc.Deployment).To(Equal(v1alpha1.ObjectReference{Namespace: "kubeflow", Name: "profiles-deployment"}))
-		Expect(pc.PolicyName).To(Equal("kf-profile-controller-policy"))
+		Expect(pc.PolicyName).To(BeEmpty(), "the default, kf-profile-controller-<cluster>-policy, is the operator's: it names the cluster")
 		Expect(pc.RoleName).To(Equal("pc-" + cluster))
 		Expect(*pc.RestartOnRoleChange).To(BeTrue())
 		Expect(cr.Spec.DeletionPolicy).To(Equal(v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyRetain, ClusterIAM: v1alpha1.DeletionPolicyRetain}))
 		Expect(cr.Spec.IAM.Quotas).To(Equal(v1alpha1.IAMQuotas{ManagedPoliciesPerRole: 10, RoleTrustPolicySize: 2048}))
+	})
+
+	It("accepts an issuer as a cluster's discovery document writes it: a trailing slash, an upper-case scheme and host", func() {
+		cluster := testCluster()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Cluster.OIDCIssuerURL = "HTTPS://OIDC.EKS.US-WEST-2.AMAZONAWS.COM/id/" + cluster + "/"
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		cr = eventuallyReady(cluster)
+		Expect(cr.Status.OIDCIssuerURL).To(Equal(issuerOf(cluster)), "the same issuer, in the form IAM names it")
+		Expect(cr.Status.OIDCProvider.ARN).To(Equal(providerARNOf(cluster)))
+	})
+
+	// Each of these fields names the identity of what the operator created:
+	// an edit would orphan roles or break the profile controller.
+	DescribeTable("refuses to change a field that names an identity, and says what to do instead",
+		func(mutate func(*v1alpha1.AwsKubeflowProfiles), field, why string) {
+			cluster := testCluster()
+			cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.IAM.RolePath = "/teams/" + cluster + "/" })
+			Expect(k8s.Create(ctx, cr)).To(Succeed())
+			DeferCleanup(func() { deleteAndWait(cr) })
+			var err error
+			Eventually(func() error {
+				if err := k8s.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+					return err
+				}
+				mutate(cr)
+				if err = k8s.Update(ctx, cr); apierrors.IsConflict(err) {
+					return err // the operator wrote in between; try on its version
+				}
+				return nil
+			}).Should(Succeed())
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(field))
+			Expect(err.Error()).To(ContainSubstring("immutable"))
+			Expect(err.Error()).To(ContainSubstring(why))
+		},
+		Entry("the cluster name", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.Name += "-new" },
+			"spec.cluster.name", "create a new AwsKubeflowProfiles"),
+		Entry("the region", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.Region = "eu-west-1" },
+			"spec.cluster.region", "create a new AwsKubeflowProfiles"),
+		Entry("the account", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.AccountID = "210987654321" },
+			"spec.cluster.accountID", "create a new AwsKubeflowProfiles"),
+		Entry("the account, removed", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.AccountID = "" },
+			"spec.cluster.accountID", "create a new AwsKubeflowProfiles"),
+		Entry("the issuer", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.OIDCIssuerURL += "2" },
+			"spec.cluster.oidcIssuerURL", "create a new AwsKubeflowProfiles"),
+		Entry("the issuer, removed", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.OIDCIssuerURL = "" },
+			"spec.cluster.oidcIssuerURL", "create a new AwsKubeflowProfiles"),
+		Entry("the role path", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.IAM.RolePath = "/kubeflow/" + cr.Spec.Cluster.Name + "/"
+		},
+			"spec.iam.rolePath", "IAM cannot move a role"),
+		Entry("the role path, removed for the default", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.IAM.RolePath = "" },
+			"spec.iam.rolePath", "IAM cannot move a role"),
+	)
+
+	It("lets a spec pin what discovery found: an account or an issuer set for the first time", func() {
+		cluster := testCluster()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.AccountID = "" })
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.AccountID = awsiamtest.AccountID })
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cr), cr)).To(Succeed())
+		Expect(cr.Spec.Cluster.AccountID).To(Equal(awsiamtest.AccountID))
 	})
 
 	profile := func(name string) v1alpha1.ProfileSpec {
@@ -51,9 +120,15 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 		Entry("issuer over http", func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.Cluster.OIDCIssuerURL = "http://oidc.eks.us-west-2.amazonaws.com/id/X"
 		}, "spec.cluster.oidcIssuerURL", "must start with https://"),
-		Entry("issuer with a trailing slash", func(cr *v1alpha1.AwsKubeflowProfiles) {
-			cr.Spec.Cluster.OIDCIssuerURL = "https://oidc.eks.us-west-2.amazonaws.com/id/X/"
-		}, "spec.cluster.oidcIssuerURL", "must not end with a slash"),
+		Entry("issuer with a query", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Cluster.OIDCIssuerURL = "https://oidc.eks.us-west-2.amazonaws.com/id/X?debug=1"
+		}, "spec.cluster.oidcIssuerURL", "must not have a query or a fragment"),
+		Entry("issuer with a fragment", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Cluster.OIDCIssuerURL = "https://oidc.eks.us-west-2.amazonaws.com/id/X#keys"
+		}, "spec.cluster.oidcIssuerURL", "must not have a query or a fragment"),
+		Entry("issuer without a host", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Cluster.OIDCIssuerURL = "https:///id/X"
+		}, "spec.cluster.oidcIssuerURL", "with a host"),
 		Entry("account that is not 12 digits", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.AccountID = "12345" },
 			"spec.cluster.accountID", "should match"),
 		Entry("service account name with capitals", func(cr *v1alpha1.AwsKubeflowProfiles) {
@@ -85,6 +160,14 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 		}, "spec.profiles[0].inlinePolicies[0].document", "object"),
 		Entry("role path of /", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.IAM.RolePath = "/" },
 			"spec.iam.rolePath", "must not be /"),
+		Entry("role path shared with other clusters", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.IAM.RolePath = "/kubeflow/" },
+			"spec", "spec.iam.rolePath must contain the cluster name as a path segment"),
+		Entry("role path naming another cluster", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.IAM.RolePath = "/kubeflow/" + cr.Spec.Cluster.Name + "-old/"
+		}, "spec", "spec.iam.rolePath must contain the cluster name as a path segment"),
+		Entry("profile controller's service account and deployment in different namespaces", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileController.Deployment.Namespace = "kube-system"
+		}, "spec.profileController", "must be in the same namespace"),
 		Entry("permissions boundary that is not a policy ARN", func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.IAM.PermissionsBoundaryARN = "boundary"
 		}, "spec.iam.permissionsBoundaryARN", "should match"),

@@ -7,6 +7,7 @@ package desired
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -108,8 +109,9 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 	if !accountPattern(facts.AccountID) {
 		return State{}, fmt.Errorf("%w: account ID %q is not 12 digits", ErrInvalidSpec, facts.AccountID)
 	}
-	if !strings.HasPrefix(facts.IssuerURL, "https://") {
-		return State{}, fmt.Errorf("%w: OIDC issuer %q is not an https URL; set spec.cluster.oidcIssuerURL", ErrInvalidSpec, facts.IssuerURL)
+	issuer, err := NormalizeIssuer(facts.IssuerURL)
+	if err != nil {
+		return State{}, err
 	}
 	owner := Owner{Name: name, Cluster: spec.Cluster.Name}
 	arns := arnBuilder{partition: Partition(spec.Cluster.Region), account: facts.AccountID}
@@ -120,7 +122,6 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 		}
 		return t
 	}
-	issuer := strings.TrimSuffix(facts.IssuerURL, "/")
 	quotas := quotasOf(spec.IAM.Quotas)
 
 	st := State{Owner: owner, Partition: arns.partition, IssuerURL: issuer}
@@ -136,16 +137,17 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 	if rolePath == "" {
 		rolePath = DefaultRolePath(spec.Cluster.Name)
 	}
-	if rolePath == "/" {
-		return State{}, fmt.Errorf("%w: spec.iam.rolePath must not be /, the profile controller's policy is scoped to it", ErrInvalidSpec)
+	if !strings.Contains(rolePath, "/"+spec.Cluster.Name+"/") {
+		return State{}, fmt.Errorf("%w: spec.iam.rolePath %q must contain the cluster name as a path segment, such as %s: the profile controller may edit the trust of every role under it, so a path shared with another cluster would let it edit that cluster's roles",
+			ErrInvalidSpec, rolePath, DefaultRolePath(spec.Cluster.Name))
 	}
 
 	pc := spec.ProfileController
-	policyName := defaultString(pc.PolicyName, "kf-profile-controller-policy")
+	policyName := defaultString(pc.PolicyName, ControllerPolicyName(spec.Cluster.Name))
 	st.ControllerPolicy = ManagedPolicy{
 		Name:     policyName,
 		ARN:      arns.policy(policyName),
-		Document: ControllerPolicyDocument(arns.rolePattern(rolePath)),
+		Document: ControllerPolicyDocument(spec.Cluster.Name, arns.rolePattern(rolePath)),
 		Tags:     tags(),
 	}
 	sa := types.NamespacedName{
@@ -218,17 +220,43 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 const KubeflowEditorServiceAccount = "default-editor"
 
 // ControllerPolicyDocument allows the profile controller to read roles and
-// edit their trust, and only for roles matching rolePatterns.
-func ControllerPolicyDocument(rolePatterns ...string) policy.Document {
+// edit their trust, only for roles matching rolePattern, and never for a
+// role the operator tagged for another cluster: a role path nested under
+// this cluster's (/kubeflow/a/b/ under /kubeflow/a/) stays out of reach.
+// Roles without the tag, which Profiles the operator does not manage may
+// name, remain in reach under the path.
+func ControllerPolicyDocument(cluster, rolePattern string) policy.Document {
 	return policy.Document{
 		Version: policy.Version2012,
 		Statement: []policy.Statement{{
 			Sid:      "EditProfileRoleTrust",
 			Effect:   policy.Allow,
 			Action:   policy.Values{"iam:GetRole", "iam:UpdateAssumeRolePolicy"},
-			Resource: append(policy.Values{}, rolePatterns...),
+			Resource: policy.Values{rolePattern},
+			Condition: policy.Conditions{
+				"StringEqualsIfExists": {"aws:ResourceTag/" + TagCluster: policy.Values{cluster}},
+			},
 		}},
 	}
+}
+
+// NormalizeIssuer is an OIDC issuer as IAM and the trust policies name it:
+// the scheme and host in lower case and no trailing slash, so an issuer
+// written as a cluster's discovery document reports it (with a trailing
+// slash, say) names the same OIDC provider. A query or fragment is refused.
+func NormalizeIssuer(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%w: OIDC issuer %q is not a URL: %v; set spec.cluster.oidcIssuerURL to the cluster's issuer", ErrInvalidSpec, raw, err)
+	case !strings.EqualFold(u.Scheme, "https") || u.Host == "":
+		return "", fmt.Errorf("%w: OIDC issuer %q is not an https URL with a host; set spec.cluster.oidcIssuerURL to the cluster's issuer", ErrInvalidSpec, raw)
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, "?#"):
+		return "", fmt.Errorf("%w: OIDC issuer %q has a query or fragment, which an issuer never has; remove it from spec.cluster.oidcIssuerURL", ErrInvalidSpec, raw)
+	case u.User != nil:
+		return "", fmt.Errorf("%w: OIDC issuer %q carries user information; remove it from spec.cluster.oidcIssuerURL", ErrInvalidSpec, raw)
+	}
+	return "https://" + strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/"), nil
 }
 
 func buildProfile(p v1alpha1.ProfileSpec, spec v1alpha1.AwsKubeflowProfilesSpec, field string, quotas v1alpha1.IAMQuotas, finish func(*Role)) (Profile, error) {

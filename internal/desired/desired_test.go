@@ -79,8 +79,12 @@ func TestBuild(t *testing.T) {
 	provider := "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC"
 	g.Expect(st.OIDCProvider.ARN).To(Equal(provider))
 	g.Expect(st.OIDCProvider.ClientIDs).To(Equal([]string{"sts.amazonaws.com"}))
-	g.Expect(st.ControllerPolicy.ARN).To(Equal("arn:aws:iam::123456789012:policy/kf-profile-controller-policy"))
+	g.Expect(st.ControllerPolicy.ARN).To(Equal("arn:aws:iam::123456789012:policy/kf-profile-controller-prod-policy"),
+		"named for the cluster, so clusters sharing an account do not compete for one policy")
 	g.Expect(st.ControllerPolicy.Document.Statement[0].Resource).To(ConsistOf("arn:aws:iam::123456789012:role/kubeflow/prod/*"))
+	g.Expect(st.ControllerPolicy.Document.Statement[0].Condition).To(Equal(policy.Conditions{
+		"StringEqualsIfExists": {"aws:ResourceTag/kubeflow.aws/cluster": {"prod"}},
+	}), "never a role the operator tagged for another cluster, even under a nested path")
 	g.Expect(st.ControllerRole.Name).To(Equal("kf-profile-controller-prod-role"))
 	g.Expect(st.ControllerRole.Path).To(Equal("/"), "outside the profile path, so the controller cannot edit its own trust")
 	g.Expect(st.ControllerRole.ManagedPolicyARNs).To(Equal([]string{st.ControllerPolicy.ARN}))
@@ -130,6 +134,41 @@ func TestBuildMergesProfileDefaults(t *testing.T) {
 	g.Expect(a.ResourceQuotaSpec).To(Equal(quota))
 }
 
+func TestNormalizeIssuer(t *testing.T) {
+	want := "https://oidc.eks.us-west-2.amazonaws.com/id/ABC"
+	for raw, norm := range map[string]string{
+		want:        want,
+		want + "/":  want,
+		want + "//": want,
+		"HTTPS://OIDC.EKS.us-west-2.amazonaws.com/id/ABC": want,
+		"https://oidc.eks.us-west-2.amazonaws.com/id/abc": "https://oidc.eks.us-west-2.amazonaws.com/id/abc",
+		"https://issuer.example.com":                      "https://issuer.example.com",
+		"https://issuer.example.com/":                     "https://issuer.example.com",
+	} {
+		t.Run(raw, func(t *testing.T) {
+			g := NewWithT(t)
+			got, err := desired.NormalizeIssuer(raw)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(norm), "the path keeps its case: the EKS issuer ID is case-sensitive")
+		})
+	}
+}
+
+// An issuer written with a trailing slash or an upper-case host names the
+// same OIDC provider, roles and trust as the canonical one.
+func TestBuildWithAnIssuerAsDiscoveryReportsIt(t *testing.T) {
+	g := NewWithT(t)
+	canonical, err := desired.Build("kf", baseSpec(), facts)
+	g.Expect(err).NotTo(HaveOccurred())
+	f := facts
+	f.IssuerURL = "HTTPS://OIDC.EKS.US-WEST-2.AMAZONAWS.COM/id/ABC/"
+	st, err := desired.Build("kf", baseSpec(), f)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(st.IssuerURL).To(Equal(facts.IssuerURL))
+	g.Expect(st.OIDCProvider).To(Equal(canonical.OIDCProvider))
+	g.Expect(policy.Equal(st.Profiles[0].Role.Trust, canonical.Profiles[0].Role.Trust)).To(BeTrue())
+}
+
 func TestBuildRejects(t *testing.T) {
 	cases := map[string]struct {
 		mutate  func(*v1alpha1.AwsKubeflowProfilesSpec, *desired.ClusterFacts)
@@ -138,6 +177,28 @@ func TestBuildRejects(t *testing.T) {
 		"a role path of /": {
 			mutate:  func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) { s.IAM.RolePath = "/" },
 			wantErr: "spec.iam.rolePath",
+		},
+		"a role path shared by every cluster": {
+			mutate:  func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) { s.IAM.RolePath = "/kubeflow/" },
+			wantErr: `spec.iam.rolePath "/kubeflow/" must contain the cluster name as a path segment, such as /kubeflow/prod/`,
+		},
+		"a role path naming the cluster only as part of a segment": {
+			mutate: func(s *v1alpha1.AwsKubeflowProfilesSpec, _ *desired.ClusterFacts) {
+				s.IAM.RolePath = "/kubeflow/prod-2/"
+			},
+			wantErr: "spec.iam.rolePath",
+		},
+		"an issuer with a query": {
+			mutate: func(_ *v1alpha1.AwsKubeflowProfilesSpec, f *desired.ClusterFacts) {
+				f.IssuerURL = "https://oidc.example.com/id/X?a=b"
+			},
+			wantErr: "query or fragment",
+		},
+		"an issuer with a fragment": {
+			mutate: func(_ *v1alpha1.AwsKubeflowProfilesSpec, f *desired.ClusterFacts) {
+				f.IssuerURL = "https://oidc.example.com/id/X#top"
+			},
+			wantErr: "query or fragment",
 		},
 		"an account that is not 12 digits": {
 			mutate:  func(_ *v1alpha1.AwsKubeflowProfilesSpec, f *desired.ClusterFacts) { f.AccountID = "000" },

@@ -24,6 +24,20 @@ func ControllerRoleName(cluster string) string {
 	return Shorten("kf-profile-controller-"+cluster+"-role", MaxRoleNameLength)
 }
 
+// MaxPolicyNameLength is IAM's limit on managed policy names.
+const MaxPolicyNameLength = 128
+
+// ControllerPolicyName is the default name of the profile controller's
+// policy. It names the cluster, so clusters sharing an account each have
+// their own.
+func ControllerPolicyName(cluster string) string {
+	return Shorten("kf-profile-controller-"+cluster+"-policy", MaxPolicyNameLength)
+}
+
+// LegacyControllerPolicyName is the profile controller's policy name that
+// every cluster shared before the default named the cluster.
+const LegacyControllerPolicyName = "kf-profile-controller-policy"
+
 // DefaultRolePath is the IAM path of profile roles when the spec sets none.
 func DefaultRolePath(cluster string) string {
 	return "/kubeflow/" + cluster + "/"

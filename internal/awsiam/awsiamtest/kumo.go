@@ -6,11 +6,15 @@ package awsiamtest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -25,12 +29,14 @@ import (
 	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
 
-// AccountID is the account kumo puts in IAM ARNs. (Its STS answers another
-// one, 000000000000, so specs used with kumo set spec.cluster.accountID.)
+// AccountID is the account kumo puts in IAM ARNs, and the one its STS
+// answers behind the proxy that Start puts in front of it.
 const AccountID = "123456789012"
 
 // Env is a running kumo with SDK clients whose calls are recorded.
 type Env struct {
+	// URL is the endpoint to give AWS SDK clients: kumo behind a proxy that
+	// closes one of its gaps (see Start).
 	URL      string
 	Config   aws.Config
 	IAM      *iam.Client
@@ -38,23 +44,57 @@ type Env struct {
 	EKS      *eks.Client
 	Recorder *Recorder
 	server   *kumo.Server
+	proxy    *httptest.Server
 }
 
-// Start runs kumo on a random loopback port. kumo keeps its state per
-// process, not per server, so tests must use names no other test uses.
+// Start runs kumo on a random loopback port, behind a proxy on another that
+// makes its STS answer the account its IAM puts in ARNs (kumo's STS says
+// 000000000000, its IAM 123456789012), so the operator can check a spec's
+// account against its credentials as it does on AWS. kumo keeps its state
+// per process, not per server, so tests must use names no other test uses.
 func Start() *Env {
 	srv := kumo.NewServer()
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		panic(fmt.Sprintf("kumo's URL %q: %v", srv.URL, err))
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = oneAccount
+	proxy := httptest.NewServer(rp)
 	rec := &Recorder{}
-	cfg := Config(srv.URL, &http.Client{Transport: &recordingTransport{next: http.DefaultTransport, rec: rec}})
+	cfg := Config(proxy.URL, &http.Client{Transport: &recordingTransport{next: http.DefaultTransport, rec: rec}})
 	return &Env{
-		URL:      srv.URL,
+		URL:      proxy.URL,
 		Config:   cfg,
 		IAM:      iam.NewFromConfig(cfg),
 		STS:      sts.NewFromConfig(cfg),
 		EKS:      eks.NewFromConfig(cfg),
 		Recorder: rec,
 		server:   srv,
+		proxy:    proxy,
 	}
+}
+
+// kumoSTSAccount is the account kumo's STS answers.
+const kumoSTSAccount = "000000000000"
+
+// oneAccount rewrites the account in kumo's STS answers to AccountID.
+func oneAccount(resp *http.Response) error {
+	if !strings.Contains(resp.Header.Get("Content-Type"), "xml") {
+		return nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if bytes.Contains(body, []byte("<GetCallerIdentityResult>")) || bytes.Contains(body, []byte("<AssumeRoleWithWebIdentityResult>")) {
+		body = bytes.ReplaceAll(body, []byte(kumoSTSAccount), []byte(AccountID))
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
 }
 
 // Config is an SDK configuration for an emulator at endpoint: static
@@ -73,8 +113,11 @@ func Config(endpoint string, httpClient aws.HTTPClient) aws.Config {
 	return cfg
 }
 
-// Close stops the server.
-func (e *Env) Close() { e.server.Close() }
+// Close stops the proxy and the server.
+func (e *Env) Close() {
+	e.proxy.Close()
+	e.server.Close()
+}
 
 // Call is one recorded AWS API call.
 type Call struct {
