@@ -181,11 +181,16 @@ func (s *scope) block(on string, condTypes ...string) {
 	}
 }
 
+// patchStatus writes the status this pass computed, only if the object is
+// still the version the pass read: a pass working from a stale cache must
+// not overwrite the status of a newer one. A conflict is retried with a
+// fresh read.
 func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 	if equality.Semantic.DeepEqual(s.before.Status, s.cr.Status) {
 		return nil
 	}
-	if err := r.Client.Status().Patch(ctx, s.cr, client.MergeFrom(s.before)); err != nil {
+	patch := client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{})
+	if err := r.Client.Status().Patch(ctx, s.cr, patch); err != nil {
 		return fmt.Errorf("patching status: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -122,6 +123,21 @@ func serviceAccount(namespace, name string) *corev1.ServiceAccount {
 
 func controllerRoleName(cluster string) string { return "kf-profile-controller-" + cluster + "-role" }
 
+// staleReader serves one object from a copy taken earlier, as a lagging
+// cache does, and everything else from the API server.
+type staleReader struct {
+	client.Client
+	stale *v1alpha1.AwsKubeflowProfiles
+}
+
+func (c staleReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if cr, ok := obj.(*v1alpha1.AwsKubeflowProfiles); ok && key.Name == c.stale.Name {
+		c.stale.DeepCopyInto(cr)
+		return nil
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
 func deleteAndWait(cr *v1alpha1.AwsKubeflowProfiles) {
 	GinkgoHelper()
 	Expect(k8s.Delete(ctx, cr)).To(Succeed())
@@ -242,6 +258,28 @@ var _ = Describe("Cluster-level IAM", Label("oidc", "controller-irsa"), func() {
 		Expect(attachedPolicies(controllerRoleName(cluster))).To(ConsistOf(legacy))
 		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Action == "CreatePolicy" })).To(BeEmpty())
 		deleteAndWait(cr)
+	})
+
+	It("never lets a pass that read a stale copy overwrite the status of a newer generation", func() {
+		cluster := testCluster()
+		Expect(k8s.Create(ctx, newCR(cluster))).To(Succeed())
+		stale := eventuallyReady(cluster)
+		// As read while the operator was still writing the first status.
+		stale.Status.ObservedGeneration = 0
+
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.IAM.Tags = append(cr.Spec.IAM.Tags, v1alpha1.Tag{Key: "team", Value: "ml"})
+		})
+		fresh := eventuallyReady(cluster)
+		Expect(fresh.Generation).To(BeNumerically(">", stale.Generation))
+
+		By("a pass whose cache still holds the old generation computes its status from it")
+		r := newReconciler(staleReader{Client: k8s, stale: stale}, apiReader, time.Hour)
+		_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+		Expect(apierrors.IsConflict(err)).To(BeTrue(), "the status write is refused, and retried with a fresh read: %v", err)
+		now := &v1alpha1.AwsKubeflowProfiles{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, now)).To(Succeed())
+		Expect(now.Status.ObservedGeneration).To(Equal(fresh.Generation), "the newer status stands")
 	})
 
 	It("makes no IAM write on a second reconcile with nothing changed", Label("invariant:minimal-calls"), func() {

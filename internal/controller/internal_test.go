@@ -9,11 +9,14 @@ import (
 
 	"github.com/aws/smithy-go"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam"
@@ -112,4 +115,37 @@ func TestRemovingTheFinalizerOfAnObjectAlreadyGone(t *testing.T) {
 	cr.Name = "gone"
 	cr.Finalizers = []string{v1alpha1.Finalizer}
 	g.Expect(r.removeFinalizer(context.Background(), cr)).To(Succeed())
+}
+
+// A Profile deleted by the operator is deleted by UID: a Profile recreated
+// under the same name since it was read is not the one the deletion policy
+// meant.
+func TestProfilesAreDeletedByUID(t *testing.T) {
+	g := NewWithT(t)
+	roleARN := "arn:aws:iam::123456789012:role/kubeflow/c/team-a-c-role"
+	p := desired.ProfileObject(desired.Profile{Name: "team-a", Owner: v1alpha1.ProfileOwner{Kind: "User", Name: "a@example.com"}}, "kf", roleARN, false)
+	p.SetUID("uid-of-the-profile-read")
+	var preconditions []*metav1.Preconditions
+	c := fake.NewClientBuilder().WithScheme(profileScheme()).WithObjects(p).WithInterceptorFuncs(interceptor.Funcs{
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			o := &client.DeleteOptions{}
+			o.ApplyOptions(opts)
+			preconditions = append(preconditions, o.Preconditions)
+			return c.Delete(ctx, obj, opts...)
+		},
+	}).Build()
+	r := &Reconciler{Client: c, APIReader: c, ProfileConcurrency: 1}
+	cr := &v1alpha1.AwsKubeflowProfiles{}
+	cr.Name = "kf"
+	cr.Spec.DeletionPolicy.Profiles = v1alpha1.DeletionPolicyDelete
+	s := &scope{cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}}
+	have := desired.NewProfileObject()
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Name: "team-a"}, have)).To(Succeed())
+
+	res := r.releaseProfile(context.Background(), s, "team-a", have, false)
+
+	g.Expect(res.err).To(MatchError(errWaitingForProfile))
+	g.Expect(preconditions).To(HaveLen(1))
+	g.Expect(preconditions[0]).NotTo(BeNil())
+	g.Expect(*preconditions[0].UID).To(Equal(types.UID("uid-of-the-profile-read")))
 }

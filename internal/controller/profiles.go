@@ -454,7 +454,10 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 			return res.failed(err)
 		}
 		if have.GetDeletionTimestamp().IsZero() {
-			if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
+			// The UID precondition deletes this Profile only, never one
+			// created under the same name since it was read.
+			uid := have.GetUID()
+			if err := r.Client.Delete(ctx, have, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
 				return res.failed(fmt.Errorf("deleting Kubeflow Profile %s: %w", name, err))
 			}
 			r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileDeleted", Resource: "profile", Action: "delete",
