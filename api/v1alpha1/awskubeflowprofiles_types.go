@@ -327,6 +327,7 @@ type ProfileDefaults struct {
 }
 
 // ProfileSpec declares one Kubeflow Profile and its IAM role.
+// +kubebuilder:validation:XValidation:rule="!has(self.removeUnlistedOnAdoption) || !self.removeUnlistedOnAdoption || (has(self.adoptExisting) && self.adoptExisting)",message="removeUnlistedOnAdoption applies to an adoption: set adoptExisting: true as well, or remove it"
 type ProfileSpec struct {
 	// name of the Kubeflow Profile and of its namespace.
 	// +required
@@ -373,9 +374,19 @@ type ProfileSpec struct {
 
 	// adoptExisting lets the operator take over a Profile or IAM role of this
 	// name that it did not create. Adopted resources are managed from then on
-	// but never deleted by the operator.
+	// but never deleted by the operator. A Profile or role another
+	// AwsKubeflowProfiles manages is never adopted.
 	// +optional
 	AdoptExisting bool `json:"adoptExisting,omitempty"`
+
+	// removeUnlistedOnAdoption lets the first adoption of an existing role
+	// remove what this spec does not list: other principals from its trust,
+	// managed and inline policies, and a permissions boundary. Without it, an
+	// adoption that would remove anything changes nothing and reports on
+	// status what it would remove, so that it can be listed here first. An
+	// inline policy removed this way cannot be recovered.
+	// +optional
+	RemoveUnlistedOnAdoption bool `json:"removeUnlistedOnAdoption,omitempty"`
 }
 
 // ProfileOwner is the owner of a Kubeflow Profile.

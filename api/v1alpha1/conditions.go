@@ -57,6 +57,9 @@ const (
 	// NotOwnedReason: a resource of the desired name exists and was not
 	// created by the operator, which therefore leaves it alone.
 	NotOwnedReason = "NotOwned"
+	// AdoptionWouldRemoveReason: adopting an existing role would remove
+	// permissions the spec does not list, so nothing was changed.
+	AdoptionWouldRemoveReason = "AdoptionWouldRemove"
 	// AccessDeniedReason: AWS refused the operator's credentials.
 	AccessDeniedReason = "AccessDenied"
 	// ThrottledReason: AWS throttled the operator; it backs off and retries.

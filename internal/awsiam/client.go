@@ -206,6 +206,17 @@ func (c *Client) UpdateOIDCProviderThumbprints(ctx context.Context, arn string, 
 	return nil
 }
 
+// TagOIDCProvider adds or overwrites tags on an OIDC provider.
+func (c *Client) TagOIDCProvider(ctx context.Context, arn string, tags map[string]string) error {
+	_, err := call(ctx, c, "iam", "TagOpenIDConnectProvider", func(ctx context.Context) (*iam.TagOpenIDConnectProviderOutput, error) {
+		return c.iam.TagOpenIDConnectProvider(ctx, &iam.TagOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(arn), Tags: tagList(tags)}, c.iamRegion)
+	})
+	if err != nil {
+		return fmt.Errorf("tagging OIDC provider %s: %w", arn, err)
+	}
+	return nil
+}
+
 // DeleteOIDCProvider deletes an OIDC provider; a missing one is not an error.
 func (c *Client) DeleteOIDCProvider(ctx context.Context, arn string) error {
 	_, err := call(ctx, c, "iam", "DeleteOpenIDConnectProvider", func(ctx context.Context) (*iam.DeleteOpenIDConnectProviderOutput, error) {
@@ -275,6 +286,17 @@ func (c *Client) CreatePolicy(ctx context.Context, want desired.ManagedPolicy) (
 		return "", fmt.Errorf("creating policy %s: %w", want.Name, errEmptyAnswer)
 	}
 	return aws.ToString(out.Policy.Arn), nil
+}
+
+// TagPolicy adds or overwrites tags on a managed policy.
+func (c *Client) TagPolicy(ctx context.Context, arn string, tags map[string]string) error {
+	_, err := call(ctx, c, "iam", "TagPolicy", func(ctx context.Context) (*iam.TagPolicyOutput, error) {
+		return c.iam.TagPolicy(ctx, &iam.TagPolicyInput{PolicyArn: aws.String(arn), Tags: tagList(tags)}, c.iamRegion)
+	})
+	if err != nil {
+		return fmt.Errorf("tagging policy %s: %w", arn, err)
+	}
+	return nil
 }
 
 // maxPolicyVersions is IAM's limit of stored versions per managed policy.

@@ -60,6 +60,16 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 	if err != nil {
 		return OIDCProviderResult{}, err
 	}
+	if desired.OwnershipOf(have.Tags, owner) == desired.Orphaned {
+		res := OIDCProviderResult{ARN: have.ARN, Created: true}
+		switch err := c.TagOIDCProvider(ctx, have.ARN, owner.Tags(have.Tags)); {
+		case err == nil:
+			res.Changes = append(res.Changes, takeOver("oidc_provider", "IAM OIDC provider", have.ARN, have.Tags[desired.TagOwner], owner.Name))
+		case !IsUnsupported(err):
+			return res, err
+		}
+		return res, nil
+	}
 	if !ownsProvider(have, owner, createdBefore) {
 		if !slices.Contains(have.ClientIDs, policy.Audience) {
 			return OIDCProviderResult{ARN: have.ARN, External: true}, fmt.Errorf(
@@ -86,7 +96,24 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 // operator's own record of creating it does. A provider tagged by anyone
 // else is never taken for the operator's.
 func ownsProvider(have *OIDCProvider, owner desired.Owner, createdBefore bool) bool {
-	return desired.OwnedBy(have.Tags, owner) || (createdBefore && len(have.Tags) == 0)
+	return owns(have.Tags, owner) || (createdBefore && len(have.Tags) == 0)
+}
+
+// owns reports whether the owner may change or delete a resource with these
+// tags: it created or adopted it, or took it over from an object of the same
+// cluster that is gone.
+func owns(tags map[string]string, owner desired.Owner) bool {
+	o := desired.OwnershipOf(tags, owner)
+	return o == desired.Ours || o == desired.Orphaned
+}
+
+// takeOver is the change of taking over a resource an object that is gone
+// left behind.
+func takeOver(resource, what, arn, from, to string) Change {
+	return Change{
+		Reason: "TakenOver", Resource: resource, Action: "tag",
+		Message: fmt.Sprintf("Took over %s %s, which the deleted AwsKubeflowProfiles %s of this cluster left behind; it is now managed by %s", what, arn, from, to),
+	}
 }
 
 // ErrClientIDMissing marks an external OIDC provider that does not accept
@@ -122,12 +149,20 @@ func (c *Client) EnsureManagedPolicy(ctx context.Context, want desired.ManagedPo
 	if err != nil {
 		return PolicyResult{}, err
 	}
-	if !desired.OwnedBy(have.Tags, owner) {
+	res := PolicyResult{ARN: have.ARN}
+	switch desired.OwnershipOf(have.Tags, owner) {
+	case desired.Orphaned:
+		switch err := c.TagPolicy(ctx, have.ARN, owner.Tags(have.Tags)); {
+		case err == nil:
+			res.Changes = append(res.Changes, takeOver("policy", "IAM policy", have.ARN, have.Tags[desired.TagOwner], owner.Name))
+		case !IsUnsupported(err):
+			return res, err
+		}
+	case desired.Foreign, desired.OtherOwner:
 		return PolicyResult{ARN: have.ARN}, fmt.Errorf(
-			"%w: IAM policy %s exists and was not created by this operator for cluster %s; delete it or set spec.profileController.policyName to another name",
+			"%w: IAM policy %s exists and was not created by this operator for this AwsKubeflowProfiles of cluster %s; delete it or set spec.profileController.policyName to another name",
 			ErrNotOwned, have.ARN, owner.Cluster)
 	}
-	res := PolicyResult{ARN: have.ARN}
 	if have.Document == nil {
 		res.DocumentUnverified = true
 		return res, nil
@@ -222,11 +257,29 @@ func PlanRole(have Role, attached []string, inline map[string]policy.Document, w
 	return plan
 }
 
+// Adoption says whether EnsureRole may take over a role of the desired name
+// that the operator did not create.
+type Adoption struct {
+	// Allowed lets the role be managed from now on; it is tagged as adopted
+	// and never deleted by the operator.
+	Allowed bool
+	// RemoveUnlisted lets the first adoption remove what the spec does not
+	// list. Without it, an adoption that would remove anything (another
+	// principal from the trust, a managed or inline policy, a permissions
+	// boundary) writes nothing and reports what it would remove.
+	RemoveUnlisted bool
+}
+
+// ErrAdoptionWouldRemove marks an adoption that was not made because it
+// would remove what the spec does not list.
+var ErrAdoptionWouldRemove = errors.New("adoption would remove permissions the spec does not list")
+
 // EnsureRole makes sure a role exists with exactly want's trust, settings
-// and permissions, writing only what differs. A role of that name the
-// operator did not create is refused unless adopt is set, in which case it is
-// tagged as adopted and managed from then on.
-func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desired.Owner, adopt bool) (RoleResult, error) {
+// and permissions, writing only what differs. Whose the role is, is decided
+// before any write: a role of that name another object manages is refused;
+// one the operator did not create is refused unless adopt allows it; one a
+// deleted object of this cluster left behind is taken over.
+func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desired.Owner, adopt Adoption) (RoleResult, error) {
 	have, err := c.GetRole(ctx, want.Name)
 	res := RoleResult{}
 	switch {
@@ -251,22 +304,18 @@ func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desire
 		return res, err
 	}
 	res.ARN = have.ARN
-	if !desired.OwnedBy(have.Tags, owner) {
-		if !adopt {
+	ownership := desired.OwnershipOf(have.Tags, owner)
+	switch ownership {
+	case desired.OtherOwner:
+		return res, fmt.Errorf(
+			"%w: IAM role %s is managed by AwsKubeflowProfiles %s of cluster %s; a role has one owner, so remove the profile from one of them or choose another role name",
+			ErrNotOwned, have.ARN, have.Tags[desired.TagOwner], have.Tags[desired.TagCluster])
+	case desired.Foreign:
+		if !adopt.Allowed {
 			return res, fmt.Errorf(
 				"%w: IAM role %s exists and was not created by this operator for %s; delete or rename it, choose another role name, or set adoptExisting to let the operator manage it",
 				ErrNotOwned, have.ARN, owner.Name)
 		}
-		tags := maps.Clone(want.Tags)
-		tags[desired.TagAdopted] = "true"
-		if err := c.TagRole(ctx, want.Name, tags); err != nil {
-			return res, err
-		}
-		maps.Copy(have.Tags, tags)
-		res.Changes = append(res.Changes, Change{
-			Reason: "RoleAdopted", Resource: "role", Action: "tag",
-			Message: fmt.Sprintf("Adopted IAM role %s as the spec asks; it will never be deleted by the operator", have.ARN),
-		})
 	}
 	if profile, want := have.Tags[desired.TagProfile], want.Tags[desired.TagProfile]; profile != "" && profile != want {
 		// The role belongs to another profile of this object, typically a
@@ -275,7 +324,8 @@ func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desire
 		return res, fmt.Errorf("%w: IAM role %s belongs to profile %q, not %q; set a distinct spec.profiles[].roleName",
 			ErrNotOwned, have.ARN, profile, want)
 	}
-	res.Adopted = desired.Adopted(have.Tags)
+	adopting := ownership == desired.Foreign
+	res.Adopted = adopting || desired.Adopted(have.Tags)
 	if !res.Adopted && have.Path != want.Path {
 		return res, fmt.Errorf(
 			"%w: IAM role %s is at path %s but the spec asks for %s, and IAM cannot move a role; restore spec.iam.rolePath or delete the role so the operator recreates it",
@@ -292,7 +342,51 @@ func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desire
 	if f, open := want.Identity.OpenTo(have.Trust); open {
 		res.OpenTrust = &f
 	}
+	if adopting && !adopt.RemoveUnlisted {
+		if removed := adoptionRemovals(*have, PlanRole(*have, attached, inline, want), res.OpenTrust); len(removed) > 0 {
+			return res, fmt.Errorf(
+				"%w: adopting IAM role %s would remove %s; nothing was changed: list them in the profile's spec to keep them, or set removeUnlistedOnAdoption: true on the profile to let the adoption remove them",
+				ErrAdoptionWouldRemove, have.ARN, strings.Join(removed, "; "))
+		}
+	}
+	if adopting || ownership == desired.Orphaned {
+		tags := owner.Tags(want.Tags)
+		if res.Adopted {
+			tags[desired.TagAdopted] = "true"
+		}
+		if err := c.TagRole(ctx, want.Name, tags); err != nil {
+			return res, err
+		}
+		if adopting {
+			res.Changes = append(res.Changes, Change{
+				Reason: "RoleAdopted", Resource: "role", Action: "tag",
+				Message: fmt.Sprintf("Adopted IAM role %s as the spec asks; it will never be deleted by the operator", have.ARN),
+			})
+		} else {
+			res.Changes = append(res.Changes, takeOver("role", "IAM role", have.ARN, have.Tags[desired.TagOwner], owner.Name))
+		}
+		maps.Copy(have.Tags, tags)
+	}
 	return c.applyRolePlan(ctx, res, want, PlanRole(*have, attached, inline, want))
+}
+
+// adoptionRemovals lists what applying plan to an adopted role would take
+// away from it.
+func adoptionRemovals(have Role, plan RolePlan, open *policy.Foreign) []string {
+	var out []string
+	if plan.UpdateTrust && open != nil {
+		out = append(out, "its trust of "+open.String())
+	}
+	if len(plan.Detach) > 0 {
+		out = append(out, fmt.Sprintf("managed policies %s", strings.Join(plan.Detach, ", ")))
+	}
+	if len(plan.DeleteInline) > 0 {
+		out = append(out, fmt.Sprintf("inline policies %s, which cannot be recovered once deleted", strings.Join(plan.DeleteInline, ", ")))
+	}
+	if plan.SetBoundary != nil && have.PermissionsBoundaryARN != "" {
+		out = append(out, "permissions boundary "+have.PermissionsBoundaryARN)
+	}
+	return out
 }
 
 // ErrPathMismatch marks a role whose IAM path differs from the spec.
@@ -388,7 +482,7 @@ func (c *Client) DeleteOwnedRole(ctx context.Context, name string, owner desired
 	if err != nil {
 		return nil, err
 	}
-	if !desired.OwnedBy(have.Tags, owner) || desired.Adopted(have.Tags) {
+	if !owns(have.Tags, owner) || desired.Adopted(have.Tags) {
 		return nil, fmt.Errorf("%w: refusing to delete IAM role %s", ErrNotOwned, have.ARN)
 	}
 	attached, err := c.AttachedPolicies(ctx, name)
@@ -425,7 +519,7 @@ func (c *Client) DeleteOwnedPolicy(ctx context.Context, arn string, owner desire
 	if err != nil {
 		return nil, err
 	}
-	if !desired.OwnedBy(have.Tags, owner) {
+	if !owns(have.Tags, owner) {
 		return nil, fmt.Errorf("%w: refusing to delete IAM policy %s", ErrNotOwned, arn)
 	}
 	if err := c.DeletePolicy(ctx, arn); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,12 +28,17 @@ const issuer = "https://oidc.eks.us-west-2.amazonaws.com/id/ABC"
 var owner = desired.Owner{Name: "kf", Cluster: "prod"}
 
 func wantRole(name string) desired.Role {
-	provider := "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC"
+	id := policy.Identity{
+		ProviderARN: "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC",
+		Issuer:      issuer,
+		Subject:     "system:serviceaccount:team-a:default-editor",
+	}
 	return desired.Role{
 		Name:              name,
 		Path:              "/kubeflow/prod/",
 		Description:       "Kubeflow profile team-a in EKS cluster prod",
-		Trust:             policy.WebIdentityTrust(provider, issuer, "system:serviceaccount:team-a:default-editor"),
+		Identity:          id,
+		Trust:             id.Trust(),
 		ManagedPolicyARNs: []string{"arn:aws:iam::123456789012:policy/a", "arn:aws:iam::123456789012:policy/b"},
 		InlinePolicies: map[string]policy.Document{
 			"s3": {Version: policy.Version2012, Statement: []policy.Statement{{Effect: policy.Allow, Action: policy.Values{"s3:*"}, Resource: policy.Values{"*"}}}},
@@ -308,7 +314,7 @@ func TestEnsureRoleCreateWithUnknownOutcome(t *testing.T) {
 		createRole: func() (*iam.CreateRoleOutput, error) { return nil, apiError("EntityAlreadyExists") },
 	}
 	c := awsiam.NewClient(fake, nil, nil, nil, awsiam.Options{})
-	_, err := c.EnsureRole(context.Background(), wantRole("r"), owner, false)
+	_, err := c.EnsureRole(context.Background(), wantRole("r"), owner, awsiam.Adoption{})
 	g.Expect(err).To(MatchError(awsiam.ErrPropagating), "wait and read again rather than guess who owns it")
 	g.Expect(fake.calls).To(Equal([]string{"GetRole", "CreateRole"}))
 }
@@ -319,7 +325,7 @@ func TestThrottlingIsRetryableAndCounted(t *testing.T) {
 	fake := &fakeIAM{getRole: func() (*iam.GetRoleOutput, error) { return nil, apiError("Throttling") }}
 	metrics := awsiam.NewMetrics(prometheus.NewRegistry())
 	c := awsiam.NewClient(fake, nil, nil, metrics, awsiam.Options{})
-	_, err := c.EnsureRole(context.Background(), wantRole("r"), owner, false)
+	_, err := c.EnsureRole(context.Background(), wantRole("r"), owner, awsiam.Adoption{})
 	g.Expect(awsiam.IsThrottled(err)).To(BeTrue())
 	g.Expect(awsiam.IsTerminal(err)).To(BeFalse())
 	g.Expect(testutil.ToFloat64(metrics.Calls().WithLabelValues("iam", "GetRole", "throttled"))).To(Equal(1.0))
@@ -337,13 +343,13 @@ func TestEnsureRoleOnKumo(t *testing.T) {
 	}
 	want := wantRole("ensure-role-on-kumo")
 
-	res, err := c.EnsureRole(ctx, want, owner, false)
+	res, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Created).To(BeTrue())
 	g.Expect(res.ARN).To(Equal("arn:aws:iam::123456789012:role/kubeflow/prod/ensure-role-on-kumo"))
 
 	env.Recorder.Reset()
-	res, err = c.EnsureRole(ctx, want, owner, false)
+	res, err = c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Changes).To(BeEmpty())
 	for _, call := range env.Recorder.Calls() {
@@ -355,7 +361,7 @@ func TestEnsureRoleOnKumo(t *testing.T) {
 	_, err = env.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(want.Name),
 		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"oidc.eks.us-west-2.amazonaws.com/id/ABC:aud":["sts.amazonaws.com"]}},"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC"}}]}`)})
 	g.Expect(err).NotTo(HaveOccurred())
-	res, err = c.EnsureRole(ctx, want, owner, false)
+	res, err = c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Changes).To(ConsistOf(HaveField("Reason", "TrustPolicyRestored")))
 	role, err := c.GetRole(ctx, want.Name)
@@ -367,15 +373,15 @@ func TestEnsureRoleOnKumo(t *testing.T) {
 	other := want
 	other.Tags = desired.OwnershipTags(owner, nil)
 	want.Tags[desired.TagProfile] = "team-a"
-	_, err = c.EnsureRole(ctx, want, owner, false)
+	_, err = c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
 	g.Expect(err).NotTo(HaveOccurred())
 	other.Tags[desired.TagProfile] = "team-b"
-	_, err = c.EnsureRole(ctx, other, owner, false)
+	_, err = c.EnsureRole(ctx, other, owner, awsiam.Adoption{})
 	g.Expect(err).To(MatchError(awsiam.ErrNotOwned))
 	g.Expect(err).To(MatchError(ContainSubstring(`belongs to profile "team-a", not "team-b"`)))
 
 	// Another operator object can neither take it over nor delete it.
-	_, err = c.EnsureRole(ctx, want, desired.Owner{Name: "other", Cluster: "prod"}, false)
+	_, err = c.EnsureRole(ctx, want, desired.Owner{Name: "other", Cluster: "prod"}, awsiam.Adoption{})
 	g.Expect(err).To(MatchError(awsiam.ErrNotOwned))
 	_, err = c.DeleteOwnedRole(ctx, want.Name, desired.Owner{Name: "other", Cluster: "prod"})
 	g.Expect(err).To(MatchError(awsiam.ErrNotOwned))
@@ -389,20 +395,20 @@ func TestUnsupportedCallIsNotRepeated(t *testing.T) {
 	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
 	want := wantRole("unsupported-boundary")
 	want.ManagedPolicyARNs, want.InlinePolicies = nil, nil
-	_, err := c.EnsureRole(ctx, want, owner, false)
+	_, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
 	g.Expect(err).NotTo(HaveOccurred())
 
 	// kumo gap: PutRolePermissionsBoundary is not implemented (InvalidAction),
 	// and CreateRole drops the boundary, so every ensure would try again.
 	want.PermissionsBoundaryARN = "arn:aws:iam::123456789012:policy/boundary"
 	env.Recorder.Reset()
-	res, err := c.EnsureRole(ctx, want, owner, false)
+	res, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Skipped).To(HaveLen(1))
 	g.Expect(awsiamtest.Actions(env.Recorder.Calls())).To(ContainElement("PutRolePermissionsBoundary"))
 
 	env.Recorder.Reset()
-	res, err = c.EnsureRole(ctx, want, owner, false)
+	res, err = c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Skipped).To(HaveLen(1))
 	g.Expect(awsiamtest.Actions(env.Recorder.Calls())).NotTo(ContainElement("PutRolePermissionsBoundary"))
@@ -480,4 +486,123 @@ func TestCallsUseTheRegionOfTheCluster(t *testing.T) {
 	_, _ = c.InRegion("cn-north-1").GetRole(context.Background(), "r")
 	_, _ = c.InRegion("us-gov-west-1").GetRole(context.Background(), "r")
 	g.Expect(fake.regions).To(Equal([]string{"from-config", "cn-north-1", "us-gov-west-1"}))
+}
+
+// Adoption decides whose the role is before it writes anything, and on the
+// first adoption removes nothing the spec does not list unless told to.
+func TestAdoptionOnKumo(t *testing.T) {
+	ctx := context.Background()
+	env := awsiamtest.Start()
+	defer env.Close()
+	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
+	for _, p := range []string{"a", "b", "legacy-extra"} {
+		_, err := env.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(p), PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`)})
+		if err != nil && !strings.Contains(err.Error(), "EntityAlreadyExists") {
+			t.Fatal(err)
+		}
+	}
+	// A role made by hand as the Kubeflow on AWS guide says, with a policy
+	// and an inline policy of its own, and a trust that also admits EC2.
+	handMade := func(t *testing.T, name, trust string) desired.Role {
+		t.Helper()
+		_, err := env.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), Path: aws.String("/kubeflow/prod/"), AssumeRolePolicyDocument: aws.String(trust)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String("arn:aws:iam::123456789012:policy/legacy-extra")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("scratch"),
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::scratch/*"}]}`)}); err != nil {
+			t.Fatal(err)
+		}
+		return wantRole(name)
+	}
+	writesFor := func(name string) []string {
+		return awsiamtest.Actions(env.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Write() && c.Params.Get("RoleName") == name }))
+	}
+	exactTrust := wantRole("x").Trust.Marshal()
+	withEC2 := `{"Version":"2012-10-17","Statement":[` + strings.TrimSuffix(strings.TrimPrefix(exactTrust, `{"Version":"2012-10-17","Statement":[`), `]}`) +
+		`,{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+
+	t.Run("what it would remove is reported and nothing is written", func(t *testing.T) {
+		g := NewWithT(t)
+		want := handMade(t, "adopt-report", withEC2)
+		env.Recorder.Reset()
+		_, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{Allowed: true})
+		g.Expect(err).To(MatchError(awsiam.ErrAdoptionWouldRemove))
+		g.Expect(err).To(MatchError(ContainSubstring("its trust of Service ec2.amazonaws.com")))
+		g.Expect(err).To(MatchError(ContainSubstring("managed policies arn:aws:iam::123456789012:policy/legacy-extra")))
+		g.Expect(err).To(MatchError(ContainSubstring("inline policies scratch, which cannot be recovered")))
+		g.Expect(err).To(MatchError(ContainSubstring("removeUnlistedOnAdoption: true")))
+		g.Expect(awsiam.IsTerminal(err)).To(BeTrue(), "a human decides")
+		g.Expect(writesFor(want.Name)).To(BeEmpty(), "not even the tags")
+		g.Expect(inlineNames(g, env, want.Name)).To(ConsistOf("scratch"))
+	})
+
+	t.Run("listing what it has keeps it, and adoption goes ahead adding only", func(t *testing.T) {
+		g := NewWithT(t)
+		want := handMade(t, "adopt-list", exactTrust)
+		want.ManagedPolicyARNs = append(want.ManagedPolicyARNs, "arn:aws:iam::123456789012:policy/legacy-extra")
+		want.InlinePolicies["scratch"] = policy.Document{Version: policy.Version2012, Statement: []policy.Statement{{Effect: policy.Allow, Action: policy.Values{"s3:*"}, Resource: policy.Values{"arn:aws:s3:::scratch/*"}}}}
+		env.Recorder.Reset()
+		res, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{Allowed: true})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.Adopted).To(BeTrue())
+		g.Expect(writesFor(want.Name)).NotTo(ContainElements("DetachRolePolicy", "DeleteRolePolicy", "UpdateAssumeRolePolicy"))
+		g.Expect(writesFor(want.Name)[0]).To(Equal("TagRole"), "ownership is recorded first, then the additions")
+	})
+
+	t.Run("asked to remove what is unlisted, the first adoption converges exactly", func(t *testing.T) {
+		g := NewWithT(t)
+		want := handMade(t, "adopt-prune", withEC2)
+		res, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{Allowed: true, RemoveUnlisted: true})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.Changes).To(ContainElements(HaveField("Reason", "PolicyDetached"), HaveField("Reason", "InlinePolicyDeleted"), HaveField("Reason", "TrustPolicyRestored")))
+		g.Expect(inlineNames(g, env, want.Name)).To(ConsistOf("s3"))
+	})
+
+	t.Run("a role of another profile is refused before any write", func(t *testing.T) {
+		g := NewWithT(t)
+		want := handMade(t, "adopt-other-profile", exactTrust)
+		_, err := env.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(want.Name), Tags: tagList(map[string]string{desired.TagProfile: "team-z"})})
+		g.Expect(err).NotTo(HaveOccurred())
+		env.Recorder.Reset()
+		_, err = c.EnsureRole(ctx, want, owner, awsiam.Adoption{Allowed: true, RemoveUnlisted: true})
+		g.Expect(err).To(MatchError(ContainSubstring(`belongs to profile "team-z"`)))
+		g.Expect(writesFor(want.Name)).To(BeEmpty())
+	})
+
+	t.Run("a role another object manages is never adopted", func(t *testing.T) {
+		g := NewWithT(t)
+		want := wantRole("adopt-managed-elsewhere")
+		want.ManagedPolicyARNs, want.InlinePolicies = nil, nil
+		other := desired.Owner{Name: "other", Cluster: "prod", Gone: func(string) bool { return false }}
+		theirs := want
+		theirs.Tags = desired.OwnershipTags(other, nil)
+		_, err := c.EnsureRole(ctx, theirs, other, awsiam.Adoption{})
+		g.Expect(err).NotTo(HaveOccurred())
+		env.Recorder.Reset()
+		mine := owner
+		mine.Gone = func(string) bool { return false }
+		_, err = c.EnsureRole(ctx, want, mine, awsiam.Adoption{Allowed: true, RemoveUnlisted: true})
+		g.Expect(err).To(MatchError(awsiam.ErrNotOwned))
+		g.Expect(err).To(MatchError(ContainSubstring("is managed by AwsKubeflowProfiles other of cluster prod")))
+		g.Expect(writesFor(want.Name)).To(BeEmpty())
+
+		By := "once that object is gone, its role is taken over"
+		mine.Gone = func(name string) bool { return name == "other" }
+		res, err := c.EnsureRole(ctx, want, mine, awsiam.Adoption{})
+		g.Expect(err).NotTo(HaveOccurred(), By)
+		g.Expect(res.Changes).To(ContainElement(HaveField("Reason", "TakenOver")))
+		role, err := c.GetRole(ctx, want.Name)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(desired.OwnedBy(role.Tags, owner)).To(BeTrue())
+	})
+}
+
+func inlineNames(g Gomega, env *awsiamtest.Env, role string) []string {
+	out, err := env.IAM.ListRolePolicies(context.Background(), &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
+	g.Expect(err).NotTo(HaveOccurred())
+	return out.PolicyNames
 }

@@ -50,7 +50,7 @@ func IsUnsupported(err error) bool {
 // human changes the spec, the account or the permissions.
 func IsTerminal(err error) bool {
 	return errors.Is(err, ErrNotOwned) || errors.Is(err, ErrPathMismatch) || errors.Is(err, ErrClientIDMissing) ||
-		errors.Is(err, ErrInvalidPolicy) || IsAccessDenied(err) || IsLimitExceeded(err) ||
+		errors.Is(err, ErrInvalidPolicy) || errors.Is(err, ErrAdoptionWouldRemove) || IsAccessDenied(err) || IsLimitExceeded(err) ||
 		hasCode(err, "MalformedPolicyDocument", "ValidationError", "InvalidInput", "InvalidParameterValue",
 			"PolicyNotAttachable", "UnmodifiableEntity")
 }

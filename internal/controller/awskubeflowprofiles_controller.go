@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -93,10 +94,36 @@ type scope struct {
 	// retainedRoles is set when a Profile the deletion policy keeps uses a
 	// role that trusts the cluster's OIDC provider.
 	retainedRoles bool
+	// gone reports whether the AwsKubeflowProfiles of a name no longer
+	// exists; see Reconciler.goneChecker.
+	gone func(name string) bool
 }
 
 func (s *scope) owner() desired.Owner {
-	return desired.Owner{Name: s.cr.Name, Cluster: s.cr.Spec.Cluster.Name}
+	return desired.Owner{Name: s.cr.Name, Cluster: s.cr.Spec.Cluster.Name, Gone: s.isGone}
+}
+
+func (s *scope) isGone(name string) bool {
+	return s.gone != nil && s.gone(name)
+}
+
+// goneChecker reports whether the AwsKubeflowProfiles of a name is gone,
+// reading the API server rather than the cache, which may not yet hold an
+// object just created: only then may what it owned be taken over. Answers
+// are remembered for the pass; an error counts as not gone.
+func (r *Reconciler) goneChecker(ctx context.Context) func(string) bool {
+	var mu sync.Mutex
+	memo := map[string]bool{}
+	return func(name string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if gone, ok := memo[name]; ok {
+			return gone
+		}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, &v1alpha1.AwsKubeflowProfiles{})
+		memo[name] = apierrors.IsNotFound(err)
+		return memo[name]
+	}
 }
 
 // Reconcile brings one AwsKubeflowProfiles closer to its spec.
@@ -117,7 +144,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 
-	s := &scope{iam: r.IAM.InRegion(cr.Spec.Cluster.Region), cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}}
+	s := &scope{iam: r.IAM.InRegion(cr.Spec.Cluster.Region), cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}, gone: r.goneChecker(ctx)}
 	var done bool
 	if deleting {
 		done = r.reconcileDelete(ctx, s)

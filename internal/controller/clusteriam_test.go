@@ -394,9 +394,11 @@ var _ = Describe("Cluster-level IAM", Label("oidc", "controller-irsa"), func() {
 		Expect(k8s.Create(ctx, cr)).To(Succeed())
 		eventuallyReady(cluster)
 		// Someone else claims the role (kumo has no UntagRole, so the tag
-		// is overwritten rather than removed).
+		// is overwritten rather than removed). A role still marked as this
+		// operator's for this cluster, but for an object that is gone, would
+		// be taken over instead.
 		_, err := aws_.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(controllerRoleName(cluster)),
-			Tags: []iamtypes.Tag{{Key: aws.String("kubeflow.aws/awskubeflowprofiles"), Value: aws.String("someone-else")}}})
+			Tags: []iamtypes.Tag{{Key: aws.String("kubeflow.aws/managed-by"), Value: aws.String("someone-else")}}})
 		Expect(err).NotTo(HaveOccurred())
 
 		deleteAndWait(cr)

@@ -40,6 +40,8 @@ func failure(err error) (outcome, time.Duration) {
 		return stalled(v1alpha1.InvalidSpecReason)
 	case errors.Is(err, awsiam.ErrNotOwned):
 		return stalled(v1alpha1.NotOwnedReason)
+	case errors.Is(err, awsiam.ErrAdoptionWouldRemove):
+		return stalled(v1alpha1.AdoptionWouldRemoveReason)
 	case errors.Is(err, awsiam.ErrClientIDMissing):
 		return stalled(v1alpha1.ClientIDMissingReason)
 	case errors.Is(err, errNamespaceMissing):

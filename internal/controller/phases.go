@@ -225,7 +225,7 @@ func (r *Reconciler) ensureControllerIAM(ctx context.Context, s *scope) (string,
 	if pol.DocumentUnverified {
 		log.V(1).Info("IAM endpoint cannot return policy versions; drift of the policy document is not detected", "policyARN", pol.ARN)
 	}
-	role, err := s.iam.EnsureRole(ctx, s.state.ControllerRole, s.owner(), false)
+	role, err := s.iam.EnsureRole(ctx, s.state.ControllerRole, s.owner(), awsiam.Adoption{})
 	r.emit(ctx, s.cr, role.Changes)
 	if err != nil {
 		return "", r.propagationOf(err, pol.ARN, s.state.OIDCProvider.ARN)

@@ -283,6 +283,16 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 		return res.failed(p.Invalid)
 	}
 	ours := have != nil && desired.ProfileOwnedBy(have, s.cr.Name)
+	if owner := profileOwner(have); have != nil && !ours && owner != "" {
+		if !s.isGone(owner) {
+			// Adopting it too would leave the two objects flipping its owner.
+			res.status.State = v1alpha1.ProfileStateNotOwned
+			return res.failed(fmt.Errorf("%w: Kubeflow Profile %s is managed by AwsKubeflowProfiles %s, and a Profile has one owner; remove the profile from one of them",
+				awsiam.ErrNotOwned, p.Name, owner))
+		}
+		// What a deleted object of this cluster left behind is taken over.
+		ours = true
+	}
 	if have != nil && !ours && !p.AdoptExisting {
 		res.status.State = v1alpha1.ProfileStateNotOwned
 		return res.failed(fmt.Errorf("%w: Kubeflow Profile %s exists and was not created by this operator, so it is left alone; set adoptExisting: true on the profile to manage it, or remove the profile from the spec",
@@ -351,12 +361,23 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 			return "", err
 		}
 		return "Resumed", nil
+	case profileOwner(have) != "" && !desired.ProfileOwnedBy(have, want.GetLabels()[desired.LabelOwner]):
+		return "TakenOver", r.applyProfile(ctx, want)
 	case !desired.ProfileOwnedBy(have, want.GetLabels()[desired.LabelOwner]):
 		return "Adopted", r.applyProfile(ctx, want)
 	case !desired.ProfileMatches(have, want, FieldOwner):
 		return "Updated", r.applyProfile(ctx, want)
 	}
 	return "", nil
+}
+
+// profileOwner is the AwsKubeflowProfiles named by a Profile's owner label,
+// or "".
+func profileOwner(u *unstructured.Unstructured) string {
+	if u == nil {
+		return ""
+	}
+	return u.GetLabels()[desired.LabelOwner]
 }
 
 // profileDeletedOutOfBand handles a managed profile whose Profile someone
@@ -382,11 +403,12 @@ func (r *Reconciler) profileDeletedOutOfBand(ctx context.Context, s *scope, p de
 // for that profile only.
 func (r *Reconciler) ensureProfileRole(ctx context.Context, s *scope, p desired.Profile) (string, error) {
 	unit := "profile/" + p.Name
-	hash := hashOf(p.Role, p.AdoptExisting)
+	adoption := awsiam.Adoption{Allowed: p.AdoptExisting, RemoveUnlisted: p.RemoveUnlistedOnAdoption}
+	hash := hashOf(p.Role, adoption)
 	if arn, ok := r.fresh(s, unit, hash); ok {
 		return arn, nil
 	}
-	role, err := s.iam.EnsureRole(ctx, p.Role, s.owner(), p.AdoptExisting)
+	role, err := s.iam.EnsureRole(ctx, p.Role, s.owner(), adoption)
 	r.emit(ctx, s.cr, role.Changes)
 	if err != nil {
 		r.forget(s, unit)

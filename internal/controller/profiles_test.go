@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	. "github.com/onsi/gomega/gstruct"
@@ -532,23 +533,96 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Entry("the operator reads the role, then the revoke lands, then the finalizer goes", false),
 	)
 
-	It("keeps the Profile's plugin annotateOnly for an adopted role outside the role path, and keeps its trust itself", Label("adoption"), func() {
+	It("adopts a role outside the role path only once told it may replace its trust, and keeps that trust itself", Label("adoption", "invariant:no-data-loss"), func() {
 		cluster := testCluster()
 		name, role := "legacy-"+cluster, "legacy-role-"+cluster
 		_, err := aws_.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(role),
 			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})
 		Expect(err).NotTo(HaveOccurred())
+		aws_.Recorder.Reset()
 		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("a"), RoleName: role, AdoptExisting: true}}
 		})
 		Expect(k8s.Create(ctx, cr)).To(Succeed())
+
+		By("what the adoption would remove is reported first, and nothing is written")
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			st := profileStatus(cr, name)
+			g.Expect(st.Reason).To(Equal(v1alpha1.AdoptionWouldRemoveReason))
+			g.Expect(st.Message).To(ContainSubstring("would remove its trust of Service ec2.amazonaws.com"))
+			g.Expect(st.Message).To(ContainSubstring("removeUnlistedOnAdoption"))
+		}).Should(Succeed())
+		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Write() && c.Params.Get("RoleName") == role })).To(BeEmpty())
+		_, err = getProfile(name)
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no Profile names a role it does not yet manage")
+
+		By("told it may, the operator adopts the role and trusts exactly the profile's default-editor")
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles[0].RemoveUnlistedOnAdoption = true })
 		cr = eventuallyReady(cluster)
 		Expect(profileStatus(cr, name).RoleARN).To(Equal("arn:aws:iam::" + awsiamtest.AccountID + ":role/" + role))
 		Expect(policy.Equal(roleTrust(role), expectedTrust(cluster, name, "default-editor"))).To(BeTrue())
 		p, err := getProfile(name)
 		Expect(err).NotTo(HaveOccurred())
 		_, annotateOnly, _ := desired.ProfilePlugin(p)
-		Expect(annotateOnly).To(BeTrue(), "the profile controller's policy covers only the role path, so the plugin must not read this role")
+		Expect(annotateOnly).To(BeTrue(), "the profile controller's policy covers only the role path, and the operator owns the trust")
+	})
+
+	It("refuses a Profile another object manages even when asked to adopt it, instead of flipping its owner", Label("adoption", "invariant:ownership"), func() {
+		first, second := testCluster(), testCluster()
+		name := "shared-" + first
+		for _, cluster := range []string{first, second} {
+			Expect(k8s.Create(ctx, newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+				cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("a"), AdoptExisting: true}}
+			}))).To(Succeed())
+			if cluster == first {
+				eventuallyReady(first)
+			}
+		}
+		cr := &v1alpha1.AwsKubeflowProfiles{}
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: second}, cr)).To(Succeed())
+			st := profileStatus(cr, name)
+			g.Expect(st.State).To(Equal(v1alpha1.ProfileStateNotOwned))
+			g.Expect(st.Message).To(ContainSubstring("is managed by AwsKubeflowProfiles " + first + ", and a Profile has one owner"))
+		}).Should(Succeed())
+		Consistently(func(g Gomega) {
+			p, err := getProfile(name)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(p.GetLabels()).To(HaveKeyWithValue(desired.LabelOwner, first))
+		}, 2*time.Second, 200*time.Millisecond).Should(Succeed())
+		_, err := getRole(profileRoleName(name, second))
+		Expect(err).To(HaveOccurred(), "no role is made for a Profile the second object may not point at it")
+	})
+
+	It("takes over cleanly what a Retain deletion left when the object is recreated under another name", Label("teardown", "invariant:no-data-loss", "invariant:ownership"), func() {
+		cluster := testCluster()
+		name := "kept-" + cluster
+		before := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("a")}}
+		})
+		Expect(k8s.Create(ctx, before)).To(Succeed())
+		eventuallyReady(cluster)
+		deleteAndWait(before)
+
+		after := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Name = "renamed-" + cluster
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("a")}}
+		})
+		Expect(k8s.Create(ctx, after)).To(Succeed())
+		cr := eventuallyReady(after.Name)
+		Expect(profileStatus(cr, name).State).To(Equal(v1alpha1.ProfileStateManaged))
+		for _, role := range []string{controllerRoleName(cluster), profileRoleName(name, cluster)} {
+			out, err := getRole(role)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(out.Role.Tags).To(ContainElement(iamtypes.Tag{Key: aws.String(desired.TagOwner), Value: aws.String(after.Name)}), "role %s", role)
+		}
+		p, err := getProfile(name)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(p.GetLabels()).To(HaveKeyWithValue(desired.LabelOwner, after.Name))
+		Expect(p.GetAnnotations()).NotTo(HaveKey(desired.AnnotationRetained))
+		Expect(serviceAccount("kubeflow", "pc-"+cluster).Labels).To(HaveKeyWithValue(desired.LabelOwner, after.Name))
+		deleteAndWait(cr)
 	})
 
 	It("makes IAM calls only for the profile whose policies change, among 50", Label("invariant:minimal-calls", "slow"), func() {

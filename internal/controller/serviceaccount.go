@@ -49,7 +49,7 @@ func (r *Reconciler) ensureServiceAccount(ctx context.Context, s *scope, roleARN
 			Message: fmt.Sprintf("Created service account %s annotated with IAM role %s", key, roleARN)}})
 	case err != nil:
 		return fmt.Errorf("reading service account %s: %w", key, err)
-	case sa.Labels[desired.LabelOwner] != "" && sa.Labels[desired.LabelOwner] != s.cr.Name:
+	case sa.Labels[desired.LabelOwner] != "" && sa.Labels[desired.LabelOwner] != s.cr.Name && !s.isGone(sa.Labels[desired.LabelOwner]):
 		return fmt.Errorf("%w: service account %s is managed by AwsKubeflowProfiles %s; one object per cluster manages the profile controller's IRSA, so delete one of them",
 			awsiam.ErrNotOwned, key, sa.Labels[desired.LabelOwner])
 	case sa.Annotations[RoleARNAnnotation] != roleARN || sa.Labels[desired.LabelOwner] != s.cr.Name:

@@ -100,7 +100,10 @@ type Profile struct {
 	Owner             v1alpha1.ProfileOwner
 	ResourceQuotaSpec *corev1.ResourceQuotaSpec
 	AdoptExisting     bool
-	Role              Role
+	// RemoveUnlistedOnAdoption lets adopting an existing role remove what
+	// the spec does not list.
+	RemoveUnlistedOnAdoption bool
+	Role                     Role
 }
 
 // Build computes the desired state of the AwsKubeflowProfiles named name.
@@ -309,7 +312,8 @@ func buildProfile(p v1alpha1.ProfileSpec, spec v1alpha1.AwsKubeflowProfilesSpec,
 	if owner.Kind == "" {
 		owner.Kind = "User"
 	}
-	return Profile{Name: p.Name, Owner: owner, ResourceQuotaSpec: quota, AdoptExisting: p.AdoptExisting, Role: role}, nil
+	return Profile{Name: p.Name, Owner: owner, ResourceQuotaSpec: quota, AdoptExisting: p.AdoptExisting,
+		RemoveUnlistedOnAdoption: p.RemoveUnlistedOnAdoption, Role: role}, nil
 }
 
 func checkTrustSize(role Role, quotas v1alpha1.IAMQuotas, field string) error {
