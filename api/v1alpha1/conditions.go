@@ -79,6 +79,9 @@ const (
 	NamespaceMissingReason = "NamespaceMissing"
 	// KubeflowMissingReason: Kubeflow's Profile CRD is not installed.
 	KubeflowMissingReason = "KubeflowMissing"
+	// ProfileGoneReason: a retained profile's Kubeflow Profile is gone; its
+	// role was kept and now admits no one.
+	ProfileGoneReason = "ProfileGone"
 	// DeletingReason: the deletion policy is being carried out.
 	DeletingReason = "Deleting"
 	// BlockedReason: the part waits for another part to be ready.

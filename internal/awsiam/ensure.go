@@ -509,6 +509,35 @@ func (c *Client) DeleteOwnedRole(ctx context.Context, name string, owner desired
 	return []Change{{Reason: "RoleDeleted", Resource: "role", Action: "delete", Message: fmt.Sprintf("Deleted IAM role %s", have.ARN)}}, nil
 }
 
+// ErrRoleGone marks a role that no longer exists.
+var ErrRoleGone = errors.New("role does not exist")
+
+// NeutraliseTrust makes a role the operator owns trust no one (see
+// policy.Identity.Neutralised), writing only when it does not already. The
+// role itself and its permissions stay. A missing role is ErrRoleGone; one
+// the operator does not own is refused.
+func (c *Client) NeutraliseTrust(ctx context.Context, name string, id policy.Identity, owner desired.Owner) ([]Change, error) {
+	have, err := c.GetRole(ctx, name)
+	if IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", ErrRoleGone, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !owns(have.Tags, owner) {
+		return nil, fmt.Errorf("%w: refusing to change the trust of IAM role %s", ErrNotOwned, have.ARN)
+	}
+	want := id.Neutralised()
+	if policy.Equal(have.Trust, want) {
+		return nil, nil
+	}
+	if err := c.UpdateTrust(ctx, name, want); err != nil {
+		return nil, err
+	}
+	return []Change{{Reason: "TrustPolicyNeutralised", Resource: "role", Action: "update",
+		Message: fmt.Sprintf("IAM role %s, kept by the deletion policy, now admits no one: its Kubeflow Profile is gone, and whoever next gets namespace %s must not inherit it", have.ARN, strings.TrimSuffix(strings.TrimPrefix(id.Subject, "system:serviceaccount:"), ":"+desired.KubeflowEditorServiceAccount))}}, nil
+}
+
 // DeleteOwnedPolicy deletes a managed policy the operator created; it must be
 // detached from every role first. One it did not create is refused.
 func (c *Client) DeleteOwnedPolicy(ctx context.Context, arn string, owner desired.Owner) ([]Change, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam"
 	"github.com/awskubeflowprofiles/operator/internal/desired"
+	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
 
 // FieldOwner is the server-side apply field manager of the operator.
@@ -68,9 +69,76 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 			return r.releaseProfile(ctx, s, name, existing[name], false)
 		})
 	}
+	for _, st := range retainedGone(s, existing, inSpec) {
+		tasks = append(tasks, func(ctx context.Context) profileResult {
+			return r.neutraliseRetained(ctx, s, st)
+		})
+	}
 	results := r.runProfiles(ctx, tasks)
 	results = append(results, retainedProfiles(s, existing, inSpec, released(results))...)
 	r.recordProfiles(s, results)
+}
+
+// retainedGone are the retained profiles of the status whose Profile the
+// cache no longer holds.
+func retainedGone(s *scope, existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []v1alpha1.ProfileStatus {
+	var out []v1alpha1.ProfileStatus
+	for _, st := range s.cr.Status.Profiles {
+		if st.State == v1alpha1.ProfileStateRetained && !inSpec[st.Name] && existing[st.Name] == nil && st.RoleARN != "" {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// neutraliseRetained closes the role of a retained profile whose Profile is
+// gone: it still trusts <namespace>:default-editor, and whoever next gets
+// that namespace name (Kubeflow's self-registration, say) would inherit it.
+// The role is kept, as the deletion policy said, and reported until someone
+// deletes it or the profile returns to the spec.
+func (r *Reconciler) neutraliseRetained(ctx context.Context, s *scope, st v1alpha1.ProfileStatus) profileResult {
+	log := ctrl.LoggerFrom(ctx).WithValues("profile", st.Name)
+	ctx = ctrl.LoggerInto(ctx, log)
+	res := profileResult{keep: true, status: st}
+	gone, err := r.profileGone(ctx, st.Name)
+	if err != nil {
+		return res.failed(err)
+	}
+	if !gone {
+		// The cache is behind; the Profile, and with it the role's use, is
+		// still there.
+		res.retainsRole = true
+		return res
+	}
+	id := policy.Identity{
+		ProviderARN: s.cr.Status.OIDCProvider.ARN,
+		Issuer:      s.cr.Status.OIDCIssuerURL,
+		Subject:     policy.ServiceAccountSubject(st.Name, desired.KubeflowEditorServiceAccount),
+	}
+	role := roleNameFromARN(st.RoleARN)
+	unit, hash := "retained/"+st.Name, hashOf(id, role)
+	if _, ok := r.fresh(s, unit, hash); !ok {
+		changes, err := s.iam.NeutraliseTrust(ctx, role, id, s.owner())
+		r.emit(ctx, s.cr, changes)
+		switch {
+		case errors.Is(err, awsiam.ErrRoleGone):
+			log.Info("The role of a retained profile is gone; nothing left to report", "roleARN", st.RoleARN)
+			res.keep = false
+			return res
+		case errors.Is(err, awsiam.ErrNotOwned):
+			log.Info("The role of a retained profile is no longer the operator's; leaving it alone", "roleARN", st.RoleARN)
+			res.keep = false
+			return res
+		case err != nil:
+			return res.failed(err)
+		}
+		r.markVerified(s, unit, hash, st.RoleARN)
+	}
+	res.status.Ready = false
+	res.status.Reason = v1alpha1.ProfileGoneReason
+	res.status.Message = fmt.Sprintf("Kubeflow Profile %s is gone. The deletion policy kept IAM role %s, which now admits no one, so whoever next gets namespace %s does not inherit it; delete the role when nothing needs it, or add the profile back to spec.profiles to trust the namespace's default-editor again.",
+		st.Name, st.RoleARN, st.Name)
+	return res
 }
 
 // released names the profiles a pass has just let go of and still lists:
@@ -594,6 +662,11 @@ func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
 	for _, name := range names {
 		tasks = append(tasks, func(ctx context.Context) profileResult {
 			return r.releaseProfile(ctx, s, name, existing[name], true)
+		})
+	}
+	for _, st := range retainedGone(s, existing, map[string]bool{}) {
+		tasks = append(tasks, func(ctx context.Context) profileResult {
+			return r.neutraliseRetained(ctx, s, st)
 		})
 	}
 	results := r.runProfiles(ctx, tasks)

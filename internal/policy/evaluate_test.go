@@ -210,3 +210,17 @@ func TestWebIdentityTrustAdmitsOnlyItsSubjects(t *testing.T) {
 		g.Expect(d.Allowed).To(BeTrue(), "and it admits its own subject")
 	}
 }
+
+// A retained role whose Profile is gone admits no one, not even the
+// namespace's default-editor that a new owner of the name would get.
+func TestNeutralisedTrustAdmitsNoOne(t *testing.T) {
+	g := NewWithT(t)
+	id := policy.Identity{ProviderARN: providerARN, Issuer: issuer, Subject: "system:serviceaccount:team-a:default-editor"}
+	g.Expect(id.AdmitsNoOne(id.Neutralised())).To(BeTrue())
+	g.Expect(id.AdmitsNoOne(id.Trust())).To(BeFalse(), "the ordinary trust admits its subject")
+	d, err := policy.Evaluate(id.Neutralised(), policy.WebIdentityRequest(providerARN, issuer, id.Subject, []string{policy.Audience}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(d.Reason).To(ContainSubstring("explicitly denied"))
+	_, err = policy.Parse(id.Neutralised().Marshal())
+	g.Expect(err).NotTo(HaveOccurred(), "a document IAM and the parser accept")
+}

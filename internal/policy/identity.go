@@ -21,6 +21,40 @@ func (id Identity) Trust() Document {
 	return WebIdentityTrust(id.ProviderARN, id.Issuer, id.Subject)
 }
 
+// NeutralisedSid names the statement that closes a role whose profile is
+// gone.
+const NeutralisedSid = "ProfileGoneAdmitsNoOne"
+
+// Neutralised is a trust policy that admits no one: an explicit Deny of
+// every web identity of the cluster's provider ahead of the identity's own
+// Allow. It is what a retained role gets when its Profile goes, so that
+// whoever next gets the namespace's name does not inherit the role. The
+// Allow stays so that the document is an ordinary trust IAM accepts, and so
+// that Kubeflow's plugin, which edits the statement naming the subject,
+// finds the subject present and writes nothing.
+func (id Identity) Neutralised() Document {
+	allow := id.Trust()
+	return Document{
+		Version: Version2012,
+		Statement: append([]Statement{{
+			Sid:       NeutralisedSid,
+			Effect:    Deny,
+			Principal: Principal{"Federated": Values{id.ProviderARN}},
+			Action:    Values{ActionAssumeRoleWithWebIdentity},
+		}}, allow.Statement...),
+	}
+}
+
+// AdmitsNoOne reports whether trust refuses the identity itself and every
+// probe of OpenTo.
+func (id Identity) AdmitsNoOne(trust Document) bool {
+	if _, open := id.OpenTo(trust); open {
+		return false
+	}
+	_, own := admits(trust, WebIdentityRequest(id.ProviderARN, id.Issuer, id.Subject, []string{Audience}), id.ProviderARN, id.Subject)
+	return !own
+}
+
 // Foreign is a principal that a trust policy admits although it is not the
 // identity the role is meant for.
 type Foreign struct {
