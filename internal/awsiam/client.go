@@ -269,6 +269,21 @@ func (c *Client) GetPolicy(ctx context.Context, arn string) (*ManagedPolicy, err
 	return p, nil
 }
 
+// PolicyExists reports whether IAM knows a managed policy, customer or AWS
+// managed, reading only its metadata.
+func (c *Client) PolicyExists(ctx context.Context, arn string) (bool, error) {
+	_, err := call(ctx, c, "iam", "GetPolicy", func(ctx context.Context) (*iam.GetPolicyOutput, error) {
+		return c.iam.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)}, c.iamRegion)
+	})
+	switch {
+	case IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading policy %s: %w", arn, err)
+	}
+	return true, nil
+}
+
 // CreatePolicy creates a managed policy and returns its ARN.
 func (c *Client) CreatePolicy(ctx context.Context, want desired.ManagedPolicy) (string, error) {
 	out, err := call(ctx, c, "iam", "CreatePolicy", func(ctx context.Context) (*iam.CreatePolicyOutput, error) {

@@ -472,9 +472,10 @@ func (c *Client) applyRolePlan(ctx context.Context, res RoleResult, want desired
 var ErrInvalidPolicy = errors.New("managed policy not found")
 
 // DeleteOwnedRole detaches and deletes the policies of a role the operator
-// created, then the role. A role it did not create, or adopted, is refused;
-// a missing role is not an error.
-func (c *Client) DeleteOwnedRole(ctx context.Context, name string, owner desired.Owner) ([]Change, error) {
+// created, then the role. A role it did not create, or adopted, or created
+// for a profile other than profile (when profile is not ""), is refused; a
+// missing role is not an error.
+func (c *Client) DeleteOwnedRole(ctx context.Context, name string, owner desired.Owner, profile string) ([]Change, error) {
 	have, err := c.GetRole(ctx, name)
 	if IsNotFound(err) {
 		return nil, nil
@@ -484,6 +485,9 @@ func (c *Client) DeleteOwnedRole(ctx context.Context, name string, owner desired
 	}
 	if !owns(have.Tags, owner) || desired.Adopted(have.Tags) {
 		return nil, fmt.Errorf("%w: refusing to delete IAM role %s", ErrNotOwned, have.ARN)
+	}
+	if profile != "" && have.Tags[desired.TagProfile] != profile {
+		return nil, fmt.Errorf("%w: refusing to delete IAM role %s, which is not profile %s's", ErrNotOwned, have.ARN, profile)
 	}
 	attached, err := c.AttachedPolicies(ctx, name)
 	if err != nil {

@@ -383,7 +383,7 @@ func TestEnsureRoleOnKumo(t *testing.T) {
 	// Another operator object can neither take it over nor delete it.
 	_, err = c.EnsureRole(ctx, want, desired.Owner{Name: "other", Cluster: "prod"}, awsiam.Adoption{})
 	g.Expect(err).To(MatchError(awsiam.ErrNotOwned))
-	_, err = c.DeleteOwnedRole(ctx, want.Name, desired.Owner{Name: "other", Cluster: "prod"})
+	_, err = c.DeleteOwnedRole(ctx, want.Name, desired.Owner{Name: "other", Cluster: "prod"}, "")
 	g.Expect(err).To(MatchError(awsiam.ErrNotOwned))
 }
 

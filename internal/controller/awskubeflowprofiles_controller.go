@@ -67,6 +67,8 @@ type Reconciler struct {
 	issuers sync.Map
 	// account caches the account of the operator's credentials.
 	account sync.Map
+	// policies caches, by ARN, whether a managed policy a spec names exists.
+	policies sync.Map
 }
 
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles,verbs=get;list;watch;update;patch
@@ -97,6 +99,9 @@ type scope struct {
 	// gone reports whether the AwsKubeflowProfiles of a name no longer
 	// exists; see Reconciler.goneChecker.
 	gone func(name string) bool
+	// missingPolicies are the managed policy ARNs the spec names that IAM
+	// does not know; see Reconciler.checkPolicies.
+	missingPolicies map[string]bool
 }
 
 func (s *scope) owner() desired.Owner {
@@ -188,10 +193,11 @@ func (s *scope) record(condType string, err error, ready outcome) {
 }
 
 // noteRetry remembers when to come back after a failure: stalled parts wait
-// for the resync, others for their delay or controller-runtime's backoff.
+// for the resync unless they name a sooner check, others for their delay or
+// controller-runtime's backoff.
 func (s *scope) noteRetry(o outcome, after time.Duration, err error) {
 	switch {
-	case o.stalled:
+	case o.stalled && after == 0:
 	case after > 0:
 		if s.retry == 0 || after < s.retry {
 			s.retry = after

@@ -36,6 +36,9 @@ func failure(err error) (outcome, time.Duration) {
 		return outcome{reason: reason, message: msg}, after
 	}
 	switch {
+	case errors.Is(err, errPolicyMissing):
+		// A human creates the policy in IAM, not in the spec: look again soon.
+		return outcome{reason: v1alpha1.InvalidSpecReason, message: msg, stalled: true}, missingPolicyRecheck
 	case errors.Is(err, desired.ErrInvalidSpec), errors.Is(err, awsiam.ErrInvalidPolicy), errors.Is(err, awsiam.ErrPathMismatch):
 		return stalled(v1alpha1.InvalidSpecReason)
 	case errors.Is(err, awsiam.ErrNotOwned):

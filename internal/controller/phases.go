@@ -263,7 +263,7 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 		return err
 	}
 	if arn := st.ProfileController.Role.ARN; arn != "" {
-		changes, err := s.iam.DeleteOwnedRole(ctx, roleNameFromARN(arn), owner)
+		changes, err := s.iam.DeleteOwnedRole(ctx, roleNameFromARN(arn), owner, "")
 		r.emit(ctx, s.cr, changes)
 		if err := r.keepIfNotOwned(s, err); err != nil {
 			return err

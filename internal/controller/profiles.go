@@ -56,6 +56,7 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 		s.record(v1alpha1.ProfilesReadyCondition, err, outcome{})
 		return
 	}
+	s.missingPolicies = r.checkPolicies(ctx, s)
 	inSpec := map[string]bool{}
 	tasks := make([]func(context.Context) profileResult, 0, len(s.state.Profiles))
 	for _, p := range s.state.Profiles {
@@ -350,6 +351,9 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 		// Nothing of an invalid profile reaches AWS or the Profile.
 		return res.failed(p.Invalid)
 	}
+	if err := missingPolicyOf(s, p); err != nil {
+		return res.failed(err)
+	}
 	ours := have != nil && desired.ProfileOwnedBy(have, s.cr.Name)
 	if owner := profileOwner(have); have != nil && !ours && owner != "" {
 		if !s.isGone(owner) {
@@ -563,19 +567,35 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 		}
 		return res.failed(err)
 	}
-	if res.status.RoleARN != "" {
-		changes, err := s.iam.DeleteOwnedRole(ctx, roleNameFromARN(res.status.RoleARN), s.owner())
-		r.emit(ctx, s.cr, changes)
-		if errors.Is(err, awsiam.ErrNotOwned) {
-			// An adopted or foreign role is never deleted; the Profile is
-			// gone, so nothing depends on it through this object any more.
-			log.Info("Keeping an IAM role the operator did not create", "roleARN", res.status.RoleARN)
-		} else if err != nil {
-			return res.failed(err)
-		}
+	// The role is found by the ARN the status or the Profile recorded, or
+	// else by the deterministic name the operator would have given it: a
+	// profile whose role was created but failed later never recorded one.
+	role := roleNameFromARN(res.status.RoleARN)
+	if role == "" {
+		role = profileRoleName(s, name)
+	}
+	changes, err := s.iam.DeleteOwnedRole(ctx, role, s.owner(), name)
+	r.emit(ctx, s.cr, changes)
+	if errors.Is(err, awsiam.ErrNotOwned) {
+		// An adopted or foreign role is never deleted; the Profile is
+		// gone, so nothing depends on it through this object any more.
+		log.Info("Keeping an IAM role the operator did not create", "roleName", role)
+	} else if err != nil {
+		return res.failed(err)
 	}
 	res.keep = false
 	return res
+}
+
+// profileRoleName is the role name the operator gives a profile: the
+// spec's roleName while the spec lists the profile, else the default.
+func profileRoleName(s *scope, profile string) string {
+	for _, p := range s.cr.Spec.Profiles {
+		if p.Name == profile && p.RoleName != "" {
+			return p.RoleName
+		}
+	}
+	return desired.ProfileRoleName(profile, s.cr.Spec.Cluster.Name)
 }
 
 // errWaitingForProfile keeps a deleting profile in progress until Kubeflow's
@@ -658,6 +678,16 @@ func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
 		return false
 	}
 	names := r.formerProfiles(s, existing, map[string]bool{})
+	// Profiles of the spec that never reached the status, or whose Profile
+	// was never created, may still have a role the operator created.
+	for _, p := range s.cr.Spec.Profiles {
+		if prev, ok := s.cr.Status.Profile(p.Name); !slices.Contains(names, p.Name) &&
+			(!ok || (prev.State != v1alpha1.ProfileStateRetained && prev.State != v1alpha1.ProfileStateNotOwned)) {
+			if u := existing[p.Name]; u == nil || (desired.ProfileOwnedBy(u, s.cr.Name) && !desired.ProfileRetained(u)) {
+				names = append(names, p.Name)
+			}
+		}
+	}
 	tasks := make([]func(context.Context) profileResult, 0, len(names))
 	for _, name := range names {
 		tasks = append(tasks, func(ctx context.Context) profileResult {

@@ -443,6 +443,46 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		}, 15*time.Second).Should(Succeed())
 	})
 
+	It("writes nothing for a profile that names a managed policy IAM does not know, and reads each policy once", Label("invariant:bad-input", "invariant:minimal-calls"), func() {
+		cluster := testCluster()
+		missing := "arn:aws:iam::" + awsiamtest.AccountID + ":policy/missing-" + cluster
+		a, b, fine := "a-"+cluster, "b-"+cluster, "fine-"+cluster
+		aws_.Recorder.Reset()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{
+				{Name: a, Owner: owner("a"), ManagedPolicyARNs: []string{missing}},
+				{Name: b, Owner: owner("b"), ManagedPolicyARNs: []string{missing}},
+				{Name: fine, Owner: owner("f")},
+			}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+			for _, name := range []string{a, b} {
+				st := profileStatus(cr, name)
+				g.Expect(st.Reason).To(Equal(v1alpha1.InvalidSpecReason))
+				g.Expect(st.Message).To(ContainSubstring("managed policy " + missing + " does not exist"))
+			}
+			g.Expect(profileStatus(cr, fine).Ready).To(BeTrue(), "the others go ahead")
+		}).Should(Succeed())
+		for _, name := range []string{a, b} {
+			Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Mentions(profileRoleName(name, cluster)) })).To(BeEmpty(),
+				"no role is created that would then fail to get its permissions")
+			_, err := getProfile(name)
+			Expect(apierrors.IsNotFound(err)).To(BeTrue())
+		}
+		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Action == "GetPolicy" && c.Params.Get("PolicyArn") == missing })).To(HaveLen(1),
+			"two profiles share the policy: it is read once")
+
+		By("once the policy exists, the profiles converge")
+		createPolicy("missing-" + cluster)
+		_, err := newReconciler(k8s, apiReader, time.Hour).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+		Expect(err).NotTo(HaveOccurred())
+		for _, name := range []string{a, b} {
+			Expect(attachedPolicies(profileRoleName(name, cluster))).To(ConsistOf(missing))
+		}
+	})
+
 	It("never deletes a retained Profile later, even when the deletion policy becomes Delete", Label("teardown", "invariant:no-data-loss"), func() {
 		cluster := testCluster()
 		keep, kept := "keep-"+cluster, "kept-"+cluster
@@ -696,6 +736,9 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Expect(calls).NotTo(BeEmpty())
 		var elsewhere []string
 		for _, c := range calls {
+			if c.Action == "GetPolicy" && c.Params.Get("PolicyArn") == extra {
+				continue // the policy the edit names is checked once, before it is attached
+			}
 			if !c.Mentions(role) {
 				elsewhere = append(elsewhere, c.Action+" "+c.Params.Get("RoleName")+c.Params.Get("PolicyArn")+c.Params.Get("OpenIDConnectProviderArn"))
 			}
@@ -726,6 +769,43 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		_, err := aws_.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARNOf(cluster))})
 		Expect(err).To(MatchError(ContainSubstring("NoSuchEntity")), "no retained role trusts it any more")
 	})
+
+	DescribeTable("deletes, with the Delete policy, a role it created for a profile whose ARN never reached the status", Label("teardown", "invariant:ownership"),
+		func(wipeStatus bool) {
+			cluster := testCluster()
+			failing := "failing-" + cluster
+			role := profileRoleName(failing, cluster)
+			policyARN := createPolicy("failing-" + cluster)
+			release := aws_.Recorder.Inject(awsiamtest.Fault{Match: func(c awsiamtest.Call) bool {
+				return c.Action == "AttachRolePolicy" && c.Params.Get("RoleName") == role
+			}, Code: "AccessDenied", Status: 403})
+			DeferCleanup(release)
+			cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+				cr.Spec.DeletionPolicy = v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyDelete, ClusterIAM: v1alpha1.DeletionPolicyDelete}
+				cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: failing, Owner: owner("f"), ManagedPolicyARNs: []string{policyARN}}}
+			})
+			Expect(k8s.Create(ctx, cr)).To(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+				g.Expect(profileStatus(cr, failing).Reason).To(Equal(v1alpha1.AccessDeniedReason))
+			}).Should(Succeed())
+			Expect(profileStatus(cr, failing).RoleARN).To(BeEmpty(), "the role was created, but its ARN never reached the status")
+			_, err := getRole(role)
+			Expect(err).NotTo(HaveOccurred())
+			if wipeStatus {
+				// A stalled profile waits for the resync, so nothing writes
+				// the status again before the deletion.
+				cr.Status.Profiles = nil
+				Expect(k8s.Status().Update(ctx, cr)).To(Succeed())
+			}
+
+			deleteAndWait(cr)
+			_, err = getRole(role)
+			Expect(err).To(MatchError(ContainSubstring("NoSuchEntity")), "found by its deterministic name and its ownership tags")
+		},
+		Entry("the status lists the profile without a role", false),
+		Entry("the status does not list the profile at all", true),
+	)
 
 	It("keeps the OIDC provider when the cluster IAM is deleted but retained Profiles' roles trust it", Label("teardown", "invariant:no-data-loss"), func() {
 		cluster := testCluster()
