@@ -61,6 +61,7 @@ type options struct {
 	awsMaxAttempts       int
 	awsCallTimeout       time.Duration
 	profileConcurrency   int
+	deletionPatience     time.Duration
 	zap                  zap.Options
 }
 
@@ -85,6 +86,8 @@ func parseFlags() options {
 	flag.DurationVar(&o.awsCallTimeout, "aws-call-timeout", awsiam.DefaultCallTimeout,
 		"Deadline of one AWS call, its retries included, so a hung connection cannot stall reconciling.")
 	flag.IntVar(&o.profileConcurrency, "profile-concurrency", 4, "Profiles reconciled at once per object.")
+	flag.DurationVar(&o.deletionPatience, "profile-deletion-patience", controller.DefaultProfileDeletionPatience,
+		"How long a Profile the deletion policy deletes may take to go before the teardown is reported as stuck.")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -137,14 +140,15 @@ func run(opts options) error {
 		return err
 	}
 	r := &controller.Reconciler{
-		Client:             mgr.GetClient(),
-		APIReader:          mgr.GetAPIReader(),
-		IAM:                iamClient,
-		Recorder:           mgr.GetEventRecorder(controller.ControllerName),
-		Metrics:            controller.NewMetrics(metrics.Registry),
-		ResyncPeriod:       opts.resyncPeriod,
-		ProfileConcurrency: opts.profileConcurrency,
-		Clock:              clock.RealClock{},
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		IAM:                     iamClient,
+		Recorder:                mgr.GetEventRecorder(controller.ControllerName),
+		Metrics:                 controller.NewMetrics(metrics.Registry),
+		ResyncPeriod:            opts.resyncPeriod,
+		ProfileConcurrency:      opts.profileConcurrency,
+		ProfileDeletionPatience: opts.deletionPatience,
+		Clock:                   clock.RealClock{},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)

@@ -26,6 +26,13 @@ import (
 // deletion policy before the object goes away.
 const Finalizer = "kubeflow.aws/cleanup"
 
+// ReleaseAnnotation, set to "true" on an AwsKubeflowProfiles that is being
+// deleted, lets it go at once: whatever the deletion policy could not delete
+// yet (a Profile whose Kubeflow finalizer never goes because Kubeflow is
+// uninstalled, a role IAM refuses to delete) is kept, and listed in an
+// Event. It is how an admin ends a teardown that cannot finish.
+const ReleaseAnnotation = "kubeflow.aws/release-without-cleanup"
+
 // AwsKubeflowProfilesSpec declares, for one EKS cluster, the IAM OIDC provider,
 // the IRSA of Kubeflow's profile controller and one IAM role plus Kubeflow
 // Profile per team.

@@ -82,6 +82,15 @@ const (
 	// ProfileGoneReason: a retained profile's Kubeflow Profile is gone; its
 	// role was kept and now admits no one.
 	ProfileGoneReason = "ProfileGone"
+	// WaitingForProfileDeletionReason: a Profile the deletion policy deletes
+	// still exists, waiting for Kubeflow's finalizer.
+	WaitingForProfileDeletionReason = "WaitingForProfileDeletion"
+	// ProfileDeletionStuckReason: a Profile has been deleting for longer than
+	// Kubeflow's finalizer takes; Kubeflow may not be running.
+	ProfileDeletionStuckReason = "ProfileDeletionStuck"
+	// DeleteBlockedReason: IAM refuses to delete a resource until something
+	// the operator may not change lets go of it.
+	DeleteBlockedReason = "DeleteBlocked"
 	// DeletingReason: the deletion policy is being carried out.
 	DeletingReason = "Deleting"
 	// BlockedReason: the part waits for another part to be ready.

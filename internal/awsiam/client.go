@@ -547,6 +547,29 @@ func (c *Client) AttachedPolicies(ctx context.Context, name string) ([]string, e
 	return arns, nil
 }
 
+// InstanceProfiles lists the names of the instance profiles a role is in.
+func (c *Client) InstanceProfiles(ctx context.Context, role string) ([]string, error) {
+	var names []string
+	var marker *string
+	for {
+		out, err := call(ctx, c, "iam", "ListInstanceProfilesForRole", func(ctx context.Context) (*iam.ListInstanceProfilesForRoleOutput, error) {
+			return c.iam.ListInstanceProfilesForRole(ctx, &iam.ListInstanceProfilesForRoleInput{RoleName: aws.String(role), Marker: marker}, c.iamRegion)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing instance profiles of role %s: %w", role, err)
+		}
+		for _, p := range out.InstanceProfiles {
+			names = append(names, aws.ToString(p.InstanceProfileName))
+		}
+		if !out.IsTruncated || out.Marker == nil {
+			break
+		}
+		marker = out.Marker
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
 // AttachPolicy attaches a managed policy to a role.
 func (c *Client) AttachPolicy(ctx context.Context, role, arn string) error {
 	_, err := call(ctx, c, "iam", "AttachRolePolicy", func(ctx context.Context) (*iam.AttachRolePolicyOutput, error) {

@@ -489,6 +489,17 @@ func (c *Client) DeleteOwnedRole(ctx context.Context, name string, owner desired
 	if profile != "" && have.Tags[desired.TagProfile] != profile {
 		return nil, fmt.Errorf("%w: refusing to delete IAM role %s, which is not profile %s's", ErrNotOwned, have.ARN, profile)
 	}
+	// IAM refuses to delete a role that is in an instance profile, and only
+	// after its policies were taken away: look first, so that a role that
+	// cannot go is left whole.
+	profiles, err := c.InstanceProfiles(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(profiles) > 0 {
+		return nil, fmt.Errorf("%w: IAM role %s is in instance profile(s) %s, which this operator did not create and will not change; remove it with `aws iam remove-role-from-instance-profile --role-name %s --instance-profile-name <name>`",
+			ErrDeleteBlocked, have.ARN, strings.Join(profiles, ", "), name)
+	}
 	attached, err := c.AttachedPolicies(ctx, name)
 	if err != nil {
 		return nil, err
@@ -508,10 +519,18 @@ func (c *Client) DeleteOwnedRole(ctx context.Context, name string, owner desired
 		}
 	}
 	if err := c.DeleteRole(ctx, name); err != nil {
+		if IsDeleteConflict(err) {
+			return nil, fmt.Errorf("%w: IAM refuses to delete role %s because something still uses it: %w", ErrDeleteBlocked, have.ARN, err)
+		}
 		return nil, err
 	}
 	return []Change{{Reason: "RoleDeleted", Resource: "role", Action: "delete", Message: fmt.Sprintf("Deleted IAM role %s", have.ARN)}}, nil
 }
+
+// ErrDeleteBlocked marks a resource the deletion policy asks to delete that
+// IAM will not delete until something outside the operator's reach lets go
+// of it.
+var ErrDeleteBlocked = errors.New("deletion blocked")
 
 // ErrRoleGone marks a role that no longer exists.
 var ErrRoleGone = errors.New("role does not exist")

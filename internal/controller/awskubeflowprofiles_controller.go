@@ -8,12 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -23,11 +25,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam"
@@ -54,6 +58,13 @@ type Reconciler struct {
 	ProfileConcurrency int
 	// Clock tells when IAM state was last verified.
 	Clock clock.PassiveClock
+	// ProfileDeletionPatience is how long a Profile the deletion policy
+	// deletes may take to go before the teardown is reported as stuck;
+	// DefaultProfileDeletionPatience when zero.
+	ProfileDeletionPatience time.Duration
+
+	// profileWatch starts watching Profiles once Kubeflow is installed.
+	profileWatch *profileWatch
 
 	// verified remembers, per object and part, the desired state last found
 	// or made true in IAM and when; see fresh.
@@ -150,6 +161,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	s := &scope{iam: r.IAM.InRegion(cr.Spec.Cluster.Region), cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}, gone: r.goneChecker(ctx)}
+	if deleting && cr.Annotations[v1alpha1.ReleaseAnnotation] == "true" {
+		r.releaseWithoutCleanup(s)
+		return ctrl.Result{}, r.removeFinalizer(ctx, cr)
+	}
 	var done bool
 	if deleting {
 		done = r.reconcileDelete(ctx, s)
@@ -229,6 +244,40 @@ func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 	return nil
 }
 
+func (r *Reconciler) profileDeletionPatience() time.Duration {
+	if r.ProfileDeletionPatience > 0 {
+		return r.ProfileDeletionPatience
+	}
+	return DefaultProfileDeletionPatience
+}
+
+// releaseWithoutCleanup ends a teardown an admin gave up on: the object goes
+// now, and what its status says is still there stays, named in a Warning.
+func (r *Reconciler) releaseWithoutCleanup(s *scope) {
+	var kept []string
+	for _, p := range s.cr.Status.Profiles {
+		if p.State == v1alpha1.ProfileStateNotOwned {
+			continue
+		}
+		what := "Kubeflow Profile " + p.Name
+		if p.RoleARN != "" {
+			what += " and IAM role " + p.RoleARN
+		}
+		kept = append(kept, what)
+	}
+	st := s.cr.Status
+	for _, res := range []v1alpha1.IAMResourceStatus{st.ProfileController.Role, st.ProfileController.Policy, st.OIDCProvider} {
+		if res.ARN != "" && res.Ownership == v1alpha1.OwnershipCreated && s.cr.Spec.DeletionPolicy.ClusterIAM == v1alpha1.DeletionPolicyDelete {
+			kept = append(kept, res.ARN)
+		}
+	}
+	if r.Recorder != nil {
+		r.Recorder.Eventf(s.cr, nil, corev1.EventTypeWarning, "ReleasedWithoutCleanup", "Delete",
+			"Released as the %s annotation asks; whatever the deletion policy had not deleted yet is kept and no longer managed: %s",
+			v1alpha1.ReleaseAnnotation, strings.Join(kept, "; "))
+	}
+}
+
 // removeFinalizer lets the object go. An object already gone is success: a
 // second pass that worked from a stale cache finds nothing left to release.
 func (r *Reconciler) removeFinalizer(ctx context.Context, cr *v1alpha1.AwsKubeflowProfiles) error {
@@ -244,19 +293,63 @@ func (r *Reconciler) removeFinalizer(ctx context.Context, cr *v1alpha1.AwsKubefl
 // through the manager's cache, which holds only those carrying the
 // operator's label, so drift of the annotation is repaired at once.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	b := ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.AwsKubeflowProfiles{}, builder.WithPredicates(specOrDeletionChanged())).
-		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(ownerFromLabel))
-	// Without Kubeflow's Profile CRD there is nothing to watch; the operator
-	// still manages the cluster-level IAM, reports the profiles as waiting for
-	// Kubeflow, and can carry out deletions.
-	if _, err := mgr.GetRESTMapper().RESTMapping(desired.ProfileGVK.GroupKind(), desired.ProfileGVK.Version); err == nil {
-		b = b.Watches(desired.NewProfileObject(), handler.EnqueueRequestsFromMapFunc(r.profileOwners))
-	} else {
-		mgr.GetLogger().Error(err, "Kubeflow's Profile CRD is not installed: Profiles are not watched; restart the operator after installing Kubeflow")
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(ownerFromLabel)).
+		Build(r)
+	if err != nil {
+		return err
 	}
-	return b.Complete(r)
+	r.profileWatch = &profileWatch{ctrl: c, cache: mgr.GetCache(), mapper: mgr.GetRESTMapper(), mapFn: r.profileOwners}
+	// Without Kubeflow's Profile CRD there is nothing to watch yet; the
+	// operator still manages the cluster-level IAM, reports the profiles as
+	// waiting for Kubeflow, and starts watching once the CRD appears.
+	// Before the manager starts, the controller starts the watch itself.
+	if _, err := r.profileWatch.ensure(context.Background(), false); err != nil {
+		mgr.GetLogger().Info("Kubeflow's Profile CRD is not installed yet: Profiles are watched once it is", "reason", err.Error())
+	}
+	return nil
+}
+
+// profileWatch starts the watch of Kubeflow Profiles once their CRD exists,
+// which may be after the operator started.
+type profileWatch struct {
+	mu      sync.Mutex
+	started bool
+	ctrl    controller.Controller
+	cache   cache.Cache
+	mapper  meta.RESTMapper
+	mapFn   handler.MapFunc
+}
+
+// ensure starts the watch if the Profile kind is served, and reports
+// whether it runs. With wait, as when the manager already runs, the new
+// watch is waited for, so that no Profile written after ensure returns goes
+// unseen.
+func (w *profileWatch) ensure(ctx context.Context, wait bool) (bool, error) {
+	if w == nil {
+		return true, nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return true, nil
+	}
+	if _, err := w.mapper.RESTMapping(desired.ProfileGVK.GroupKind(), desired.ProfileGVK.Version); err != nil {
+		return false, err
+	}
+	src := source.Kind[client.Object](w.cache, desired.NewProfileObject(), handler.EnqueueRequestsFromMapFunc(w.mapFn))
+	if err := w.ctrl.Watch(src); err != nil {
+		return false, fmt.Errorf("watching Kubeflow Profiles: %w", err)
+	}
+	w.started = true
+	if wait {
+		if err := src.WaitForSync(ctx); err != nil {
+			return false, fmt.Errorf("waiting for the watch of Kubeflow Profiles: %w", err)
+		}
+	}
+	return true, nil
 }
 
 // CacheOptions limits the manager's cache of service accounts to those the
@@ -305,14 +398,16 @@ func ownerFromLabel(_ context.Context, obj client.Object) []reconcile.Request {
 }
 
 // specOrDeletionChanged ignores the status patches the controller makes
-// itself, and passes spec changes, deletion and finalizer changes.
+// itself, and passes spec changes, deletion, finalizer changes and the
+// release annotation.
 func specOrDeletionChanged() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.GetGeneration() != n.GetGeneration() ||
 				!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
-				len(o.GetFinalizers()) != len(n.GetFinalizers())
+				len(o.GetFinalizers()) != len(n.GetFinalizers()) ||
+				o.GetAnnotations()[v1alpha1.ReleaseAnnotation] != n.GetAnnotations()[v1alpha1.ReleaseAnnotation]
 		},
 	}
 }

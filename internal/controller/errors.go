@@ -22,6 +22,10 @@ var errDiscovery = errors.New("discovery failed")
 const (
 	propagationDelay = 5 * time.Second
 	throttleDelay    = 30 * time.Second
+	// stuckRecheck is how often a teardown that waits for a human looks
+	// again: Kubernetes finalizers and IAM instance profiles have no watch
+	// the operator holds.
+	stuckRecheck = 30 * time.Second
 )
 
 // failure turns a phase error into the outcome of its part and says when to
@@ -36,6 +40,12 @@ func failure(err error) (outcome, time.Duration) {
 		return outcome{reason: reason, message: msg}, after
 	}
 	switch {
+	case errors.Is(err, errWaitingForProfile):
+		return retry(v1alpha1.WaitingForProfileDeletionReason, propagationDelay)
+	case errors.Is(err, errProfileDeletionStuck):
+		return outcome{reason: v1alpha1.ProfileDeletionStuckReason, message: msg, stalled: true}, stuckRecheck
+	case errors.Is(err, awsiam.ErrDeleteBlocked):
+		return outcome{reason: v1alpha1.DeleteBlockedReason, message: msg, stalled: true}, stuckRecheck
 	case errors.Is(err, errPolicyMissing):
 		// A human creates the policy in IAM, not in the spec: look again soon.
 		return outcome{reason: v1alpha1.InvalidSpecReason, message: msg, stalled: true}, missingPolicyRecheck
@@ -50,7 +60,8 @@ func failure(err error) (outcome, time.Duration) {
 	case errors.Is(err, errNamespaceMissing):
 		return stalled(v1alpha1.NamespaceMissingReason)
 	case errors.Is(err, errKubeflowMissing):
-		return stalled(v1alpha1.KubeflowMissingReason)
+		// Installing Kubeflow is no spec change: look again soon.
+		return outcome{reason: v1alpha1.KubeflowMissingReason, message: msg, stalled: true}, stuckRecheck
 	case awsiam.IsAccessDenied(err):
 		return stalled(v1alpha1.AccessDeniedReason)
 	case awsiam.IsLimitExceeded(err):

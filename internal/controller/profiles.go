@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -273,8 +274,12 @@ func (a *profileAggregate) outcome(managed int, what string) outcome {
 	return o
 }
 
-// listProfiles reads the Kubeflow Profiles by name from the cache.
+// listProfiles reads the Kubeflow Profiles by name from the cache, first
+// starting their watch if Kubeflow was installed since the operator started.
 func (r *Reconciler) listProfiles(ctx context.Context) (map[string]*unstructured.Unstructured, error) {
+	if ok, err := r.profileWatch.ensure(ctx, true); !ok {
+		return nil, fmt.Errorf("%w: %w", errKubeflowMissing, err)
+	}
 	list := desired.NewProfileList()
 	if err := r.Client.List(ctx, list); err != nil {
 		if meta.IsNoMatchError(err) {
@@ -559,6 +564,15 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 		}
 		res.status.Message = fmt.Sprintf("Waiting for Kubeflow Profile %s (finalizers %v) to be gone before deleting IAM role %s.", name, have.GetFinalizers(), res.status.RoleARN)
 		res.err = errWaitingForProfile
+		if since := have.GetDeletionTimestamp(); since != nil && r.Clock.Since(since.Time) > r.profileDeletionPatience() {
+			res.status.Reason = v1alpha1.ProfileDeletionStuckReason
+			res.status.Message = fmt.Sprintf("Waiting for Kubeflow Profile %s, deleting since %s (finalizers %v), for longer than Kubeflow takes: its profile controller removes the finalizer once it has cleaned up, so if Kubeflow is not running, start it or remove the finalizer yourself; IAM role %s is deleted once the Profile is gone.",
+				name, since.UTC().Format(time.RFC3339), have.GetFinalizers(), res.status.RoleARN)
+			if objectDeleted {
+				res.status.Message += fmt.Sprintf(" To let this AwsKubeflowProfiles go now and keep the role, annotate it with %s=true.", v1alpha1.ReleaseAnnotation)
+			}
+			res.err = fmt.Errorf("%w: %s", errProfileDeletionStuck, res.status.Message)
+		}
 		return res
 	}
 	if gone, err := r.profileGone(ctx, name); err != nil || !gone {
@@ -576,6 +590,9 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 	}
 	changes, err := s.iam.DeleteOwnedRole(ctx, role, s.owner(), name)
 	r.emit(ctx, s.cr, changes)
+	if errors.Is(err, awsiam.ErrDeleteBlocked) && objectDeleted {
+		err = fmt.Errorf("%w; or, to let this AwsKubeflowProfiles go now and keep the role, annotate it with %s=true", err, v1alpha1.ReleaseAnnotation)
+	}
 	if errors.Is(err, awsiam.ErrNotOwned) {
 		// An adopted or foreign role is never deleted; the Profile is
 		// gone, so nothing depends on it through this object any more.
@@ -600,7 +617,16 @@ func profileRoleName(s *scope, profile string) string {
 
 // errWaitingForProfile keeps a deleting profile in progress until Kubeflow's
 // profile controller has removed its finalizer.
-var errWaitingForProfile = fmt.Errorf("%w: waiting for the Kubeflow Profile to be deleted", awsiam.ErrPropagating)
+var errWaitingForProfile = errors.New("waiting for the Kubeflow Profile to be deleted")
+
+// errProfileDeletionStuck marks a Profile that has been deleting for longer
+// than Kubeflow's finalizer takes.
+var errProfileDeletionStuck = errors.New("the Kubeflow Profile's deletion is not progressing")
+
+// DefaultProfileDeletionPatience is how long a Profile may take to go before
+// its deletion is reported as stuck: Kubeflow's finalizer normally takes
+// seconds.
+const DefaultProfileDeletionPatience = 2 * time.Minute
 
 // profileGone reads the API server, not the cache, so a role is never deleted
 // while its Profile might still exist.

@@ -807,6 +807,94 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Entry("the status does not list the profile at all", true),
 	)
 
+	Describe("a teardown with the Delete policy that cannot finish", Label("teardown", "invariant:no-data-loss"), func() {
+		release := func(name string) {
+			GinkgoHelper()
+			Eventually(func() error {
+				cr := &v1alpha1.AwsKubeflowProfiles{}
+				if err := k8s.Get(ctx, client.ObjectKey{Name: name}, cr); err != nil {
+					return err
+				}
+				if cr.Annotations == nil {
+					cr.Annotations = map[string]string{}
+				}
+				cr.Annotations[v1alpha1.ReleaseAnnotation] = "true"
+				return k8s.Update(ctx, cr)
+			}).Should(Succeed())
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Name: name}, &v1alpha1.AwsKubeflowProfiles{}))
+			}).Should(BeTrue(), "the annotation lets the object go")
+		}
+		stalled := func(cluster, reason string, says ...string) {
+			GinkgoHelper()
+			Eventually(func(g Gomega) {
+				cr := &v1alpha1.AwsKubeflowProfiles{}
+				g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+				c := condition(cr, v1alpha1.StalledCondition)
+				g.Expect(c.Reason).To(Equal(reason))
+				for _, s := range says {
+					g.Expect(c.Message).To(ContainSubstring(s))
+				}
+			}, 20*time.Second).Should(Succeed())
+		}
+
+		It("reports a Profile whose Kubeflow finalizer never goes, and lets go when the annotation says so, keeping the role", func() {
+			cluster := testCluster()
+			name := "stuck-" + cluster
+			cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+				cr.Spec.DeletionPolicy.Profiles = v1alpha1.DeletionPolicyDelete
+				cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("s")}}
+			})
+			Expect(k8s.Create(ctx, cr)).To(Succeed())
+			eventuallyReady(cluster)
+			By("Kubeflow is uninstalled: its finalizer stays on the Profile for good")
+			p, err := getProfile(name)
+			Expect(err).NotTo(HaveOccurred())
+			controllerutil.AddFinalizer(p, kubeflowFinalizer)
+			Expect(k8s.Update(ctx, p)).To(Succeed())
+			DeferCleanup(func() {
+				p, err := getProfile(name)
+				if err == nil {
+					controllerutil.RemoveFinalizer(p, kubeflowFinalizer)
+					Expect(k8s.Update(ctx, p)).To(Succeed())
+				}
+			})
+
+			Expect(k8s.Delete(ctx, cr)).To(Succeed())
+			stalled(cluster, v1alpha1.ProfileDeletionStuckReason, "if Kubeflow is not running, start it or remove the finalizer", v1alpha1.ReleaseAnnotation+"=true")
+			release(cluster)
+			_, err = getRole(profileRoleName(name, cluster))
+			Expect(err).NotTo(HaveOccurred(), "the role its Profile still names is kept")
+		})
+
+		It("reports a role IAM will not delete because it is in an instance profile, leaves it whole, and lets go when told", func() {
+			cluster := testCluster()
+			name := "ec2-" + cluster
+			role := profileRoleName(name, cluster)
+			policyARN := createPolicy("ec2-" + cluster)
+			cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+				cr.Spec.DeletionPolicy.Profiles = v1alpha1.DeletionPolicyDelete
+				cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("e"), ManagedPolicyARNs: []string{policyARN}}}
+			})
+			Expect(k8s.Create(ctx, cr)).To(Succeed())
+			eventuallyReady(cluster)
+			By("someone puts the role in an instance profile")
+			_, err := aws_.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String("ip-" + cluster)})
+			Expect(err).NotTo(HaveOccurred())
+			_, err = aws_.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String("ip-" + cluster), RoleName: aws.String(role)})
+			Expect(err).NotTo(HaveOccurred())
+
+			aws_.Recorder.Reset()
+			Expect(k8s.Delete(ctx, cr)).To(Succeed())
+			stalled(cluster, v1alpha1.DeleteBlockedReason, "is in instance profile(s) ip-"+cluster, "remove-role-from-instance-profile", v1alpha1.ReleaseAnnotation+"=true")
+			Expect(attachedPolicies(role)).To(ConsistOf(policyARN), "nothing is taken from a role that cannot go")
+			Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Write() && c.Params.Get("RoleName") == role })).To(BeEmpty())
+			release(cluster)
+			_, err = getRole(role)
+			Expect(err).NotTo(HaveOccurred())
+		})
+	})
+
 	It("keeps the OIDC provider when the cluster IAM is deleted but retained Profiles' roles trust it", Label("teardown", "invariant:no-data-loss"), func() {
 		cluster := testCluster()
 		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {

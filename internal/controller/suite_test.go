@@ -63,6 +63,7 @@ var _ = BeforeSuite(func() {
 		Fail("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver and etcd into bin/k8s and points it there")
 	}
 	ctx, cancel = context.WithCancel(context.Background())
+	DeferCleanup(func() { cancel() })
 
 	scheme = runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -86,6 +87,14 @@ var _ = BeforeSuite(func() {
 	apiReader = k8s
 	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kubeflow"}})).To(Succeed())
 
+	recorder = startOperator(cfg, scheme)
+})
+
+// startOperator runs the controller in a manager against the control plane
+// at cfg, as it runs in a cluster, until the spec or suite that started it
+// ends, and returns the recorder of its Events.
+func startOperator(cfg *rest.Config, scheme *runtime.Scheme) *events.FakeRecorder {
+	GinkgoHelper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -94,23 +103,26 @@ var _ = BeforeSuite(func() {
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	recorder = events.NewFakeRecorder(1000)
+	rec := events.NewFakeRecorder(1000)
 	r := newReconciler(mgr.GetClient(), mgr.GetAPIReader(), time.Hour)
-	r.Recorder = recorder
+	r.Recorder = rec
 	Expect(r.SetupWithManager(mgr)).To(Succeed())
+	mgrCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
 		defer close(stopped)
-		Expect(mgr.Start(ctx)).To(Succeed())
+		Expect(mgr.Start(mgrCtx)).To(Succeed())
 	}()
-	// Cleanups run last-in first-out: the manager stops before the API server.
+	go drainEvents(mgrCtx, rec)
+	// Cleanups run last-in first-out: the manager stops before the API
+	// server that was started before it.
 	DeferCleanup(func() {
-		cancel()
+		stop()
 		<-stopped
 	})
-	go drainEvents(ctx, recorder)
-})
+	return rec
+}
 
 // newReconciler builds a reconciler over kumo with fresh metrics and an
 // empty record of verified IAM state, as after a restart of the operator.
@@ -125,6 +137,8 @@ func newReconciler(c client.Client, reader client.Reader, resync time.Duration) 
 		ResyncPeriod:       resync,
 		ProfileConcurrency: 4,
 		Clock:              clock.RealClock{},
+		// Short, so specs see a teardown reported as stuck in seconds.
+		ProfileDeletionPatience: 3 * time.Second,
 	}
 }
 
