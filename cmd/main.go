@@ -62,6 +62,7 @@ type options struct {
 	awsCallTimeout       time.Duration
 	profileConcurrency   int
 	deletionPatience     time.Duration
+	controllerNamespace  string
 	zap                  zap.Options
 }
 
@@ -86,6 +87,8 @@ func parseFlags() options {
 	flag.DurationVar(&o.awsCallTimeout, "aws-call-timeout", awsiam.DefaultCallTimeout,
 		"Deadline of one AWS call, its retries included, so a hung connection cannot stall reconciling.")
 	flag.IntVar(&o.profileConcurrency, "profile-concurrency", 4, "Profiles reconciled at once per object.")
+	flag.StringVar(&o.controllerNamespace, "profile-controller-namespace", controller.DefaultProfileControllerNamespace,
+		"The namespace of Kubeflow's profile controller: the only one where the operator annotates or creates a service account and restarts a Deployment.")
 	flag.DurationVar(&o.deletionPatience, "profile-deletion-patience", controller.DefaultProfileDeletionPatience,
 		"How long a Profile the deletion policy deletes may take to go before the teardown is reported as stuck.")
 	o.zap = zap.Options{Development: false}
@@ -130,7 +133,7 @@ func run(opts options) error {
 		HealthProbeBindAddress: opts.probeAddr,
 		LeaderElection:         opts.leaderElect,
 		LeaderElectionID:       "awskubeflowprofiles.kubeflow.aws",
-		Cache:                  controller.CacheOptions(),
+		Cache:                  controller.CacheOptions(opts.controllerNamespace),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -140,15 +143,16 @@ func run(opts options) error {
 		return err
 	}
 	r := &controller.Reconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		IAM:                     iamClient,
-		Recorder:                mgr.GetEventRecorder(controller.ControllerName),
-		Metrics:                 controller.NewMetrics(metrics.Registry),
-		ResyncPeriod:            opts.resyncPeriod,
-		ProfileConcurrency:      opts.profileConcurrency,
-		ProfileDeletionPatience: opts.deletionPatience,
-		Clock:                   clock.RealClock{},
+		Client:                     mgr.GetClient(),
+		APIReader:                  mgr.GetAPIReader(),
+		IAM:                        iamClient,
+		Recorder:                   mgr.GetEventRecorder(controller.ControllerName),
+		Metrics:                    controller.NewMetrics(metrics.Registry),
+		ResyncPeriod:               opts.resyncPeriod,
+		ProfileConcurrency:         opts.profileConcurrency,
+		ProfileDeletionPatience:    opts.deletionPatience,
+		ProfileControllerNamespace: opts.controllerNamespace,
+		Clock:                      clock.RealClock{},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)

@@ -58,6 +58,11 @@ type Reconciler struct {
 	ProfileConcurrency int
 	// Clock tells when IAM state was last verified.
 	Clock clock.PassiveClock
+	// ProfileControllerNamespace is the only namespace where the operator
+	// annotates or creates a service account and restarts a Deployment: the
+	// profile controller's, where its Role grants that.
+	// DefaultProfileControllerNamespace when empty.
+	ProfileControllerNamespace string
 	// ProfileDeletionPatience is how long a Profile the deletion policy
 	// deletes may take to go before the teardown is reported as stuck;
 	// DefaultProfileDeletionPatience when zero.
@@ -85,9 +90,12 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;patch
+// The profile controller's service account and Deployment are reached in its
+// namespace only (a Role there, see config/rbac); the ClusterRole holds what
+// is cluster-scoped.
+// +kubebuilder:rbac:groups="",namespace=kubeflow,resources=serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,namespace=kubeflow,resources=deployments,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;patch
 // +kubebuilder:rbac:groups=kubeflow.org,resources=profiles,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -352,11 +360,20 @@ func (w *profileWatch) ensure(ctx context.Context, wait bool) (bool, error) {
 	return true, nil
 }
 
+// DefaultProfileControllerNamespace is where Kubeflow installs its profile
+// controller.
+const DefaultProfileControllerNamespace = "kubeflow"
+
 // CacheOptions limits the manager's cache of service accounts to those the
-// operator labelled: a cluster has many, and only those are watched.
-func CacheOptions() cache.Options {
+// operator labelled in the profile controller's namespace: a cluster has
+// many, the operator may read only that namespace's, and only those are
+// watched.
+func CacheOptions(profileControllerNamespace string) cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ServiceAccount{}: {Label: labels.SelectorFromSet(nil).Add(mustRequirement(desired.LabelOwner, selection.Exists))},
+		&corev1.ServiceAccount{}: {
+			Label:      labels.SelectorFromSet(nil).Add(mustRequirement(desired.LabelOwner, selection.Exists)),
+			Namespaces: map[string]cache.Config{profileControllerNamespace: {}},
+		},
 	}}
 }
 

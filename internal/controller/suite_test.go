@@ -65,23 +65,13 @@ var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.Background())
 	DeferCleanup(func() { cancel() })
 
-	scheme = runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-
-	testEnv := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases"), filepath.Join("..", "..", "hack", "crds")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
-	var err error
-	cfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(testEnv.Stop)
+	scheme = newScheme()
+	cfg = startControlPlane(scheme, filepath.Join("..", "..", "hack", "crds"))
 
 	aws_ = awsiamtest.Start()
 	DeferCleanup(aws_.Close)
 
+	var err error
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 	apiReader = k8s
@@ -89,6 +79,29 @@ var _ = BeforeSuite(func() {
 
 	recorder = startOperator(cfg, scheme)
 })
+
+// newScheme knows the operator's kinds and Kubernetes' own.
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// startControlPlane starts a kube-apiserver and etcd with the operator's
+// CRDs and those in extraCRDs, stopped when the spec or suite ends.
+func startControlPlane(scheme *runtime.Scheme, extraCRDs ...string) *rest.Config {
+	GinkgoHelper()
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     append([]string{filepath.Join("..", "..", "config", "crd", "bases")}, extraCRDs...),
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	cfg, err := env.Start()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(env.Stop)
+	return cfg
+}
 
 // startOperator runs the controller in a manager against the control plane
 // at cfg, as it runs in a cluster, until the spec or suite that started it
@@ -99,7 +112,7 @@ func startOperator(cfg *rest.Config, scheme *runtime.Scheme) *events.FakeRecorde
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(),
+		Cache:                  controller.CacheOptions(controller.DefaultProfileControllerNamespace),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
