@@ -39,6 +39,7 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD, RBAC role and webhook manifests.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/crdschema config/crd/bases/kubeflow.aws_awskubeflowprofiles.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.

@@ -103,6 +103,13 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 	profile := func(name string) v1alpha1.ProfileSpec {
 		return v1alpha1.ProfileSpec{Name: name, Owner: v1alpha1.ProfileOwner{Name: name + "@example.com"}}
 	}
+	withDocument := func(doc string) func(*v1alpha1.AwsKubeflowProfiles) {
+		return func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.InlinePolicies = []v1alpha1.InlinePolicy{{Name: "s3", Document: apiextensionsv1.JSON{Raw: []byte(doc)}}}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}
+	}
 	DescribeTable("rejects an invalid spec with a message naming the field",
 		func(mutate func(*v1alpha1.AwsKubeflowProfiles), field, why string) {
 			cr := newCR(testCluster(), mutate)
@@ -158,6 +165,30 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 			p.InlinePolicies = []v1alpha1.InlinePolicy{{Name: "s3", Document: apiextensionsv1.JSON{Raw: []byte(`"Allow everything"`)}}}
 			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
 		}, "spec.profiles[0].inlinePolicies[0].document", "object"),
+		Entry("inline policy document of the wrong shape", withDocument(`{"hello":"world"}`),
+			"spec.profiles[0].inlinePolicies[0].document.Statement", "Required value"),
+		Entry("inline policy document without a Version", withDocument(`{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`),
+			"spec.profiles[0].inlinePolicies[0].document.Version", "Required value"),
+		Entry("inline policy document of another Version", withDocument(`{"Version":"2023-01-01","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`),
+			"spec.profiles[0].inlinePolicies[0].document.Version", "Unsupported value"),
+		Entry("inline policy Statement that is not a list", withDocument(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*"}}`),
+			"spec.profiles[0].inlinePolicies[0].document.Statement", "must be of type array"),
+		Entry("inline policy without a statement", withDocument(`{"Version":"2012-10-17","Statement":[]}`),
+			"spec.profiles[0].inlinePolicies[0].document.Statement", "at least 1 items"),
+		Entry("inline policy statement without an Effect", withDocument(`{"Version":"2012-10-17","Statement":[{"Action":"s3:*","Resource":"*"}]}`),
+			"spec.profiles[0].inlinePolicies[0].document.Statement[0].Effect", "Required value"),
+		Entry("inline policy statement with an Effect that is not one", withDocument(`{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Action":"s3:*"}]}`),
+			"spec.profiles[0].inlinePolicies[0].document.Statement[0].Effect", "Unsupported value"),
+		Entry("inline policy statement without Action or NotAction", withDocument(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Resource":"*"}]}`),
+			"spec.profiles[0].inlinePolicies[0].document.Statement[0].Action", "Required value"),
+		Entry("default inline policy of the wrong shape", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileDefaults.InlinePolicies = []v1alpha1.InlinePolicy{{Name: "d", Document: apiextensionsv1.JSON{Raw: []byte(`{"hello":"world"}`)}}}
+		}, "spec.profileDefaults.inlinePolicies[0].document.Statement", "Required value"),
+		Entry("removeUnlistedOnAdoption without adoptExisting", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.RemoveUnlistedOnAdoption = true
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0]", "set adoptExisting: true as well"),
 		Entry("role path of /", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.IAM.RolePath = "/" },
 			"spec.iam.rolePath", "must not be /"),
 		Entry("role path shared with other clusters", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.IAM.RolePath = "/kubeflow/" },
