@@ -35,8 +35,19 @@ func TestCommittedBundleIsValid(t *testing.T) {
 	if bundle.CSV == nil || len(bundle.V1CRDs) != 1 {
 		t.Fatalf("want a CSV and one CRD, got CSV=%v, %d CRDs", bundle.CSV != nil, len(bundle.V1CRDs))
 	}
-	if got := bundle.CSV.Spec.InstallStrategy.StrategySpec.DeploymentSpecs; len(got) != 1 {
+	got := bundle.CSV.Spec.InstallStrategy.StrategySpec.DeploymentSpecs
+	if len(got) != 1 {
 		t.Fatalf("want one deployment in the CSV, got %d", len(got))
+	}
+	// Each object's IAM calls use its cluster's region and so partition; a
+	// region fixed in the manager would send a China or GovCloud cluster's
+	// calls to the wrong partition's credentials chain.
+	for _, c := range got[0].Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == "AWS_REGION" || e.Name == "AWS_DEFAULT_REGION" {
+				t.Errorf("container %s fixes %s=%s; the region comes from each object's spec.cluster.region", c.Name, e.Name, e.Value)
+			}
+		}
 	}
 }
 
