@@ -38,6 +38,10 @@ import (
 	"github.com/awskubeflowprofiles/operator/internal/desired"
 )
 
+// conflictRetry is how soon a pass whose status write lost to a newer
+// version of the object is followed by another.
+const conflictRetry = 200 * time.Millisecond
+
 // ControllerName names the controller in logs, metrics and Events.
 const ControllerName = "awskubeflowprofiles-controller"
 
@@ -185,7 +189,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.removeFinalizer(ctx, cr)
 	}
 	cr.Status.ObservedGeneration = cr.Generation
-	if err := r.patchStatus(ctx, s); err != nil {
+	if err := r.patchStatus(ctx, s); apierrors.IsConflict(err) {
+		// The pass read a copy older than the object, typically from a
+		// cache that has not seen the status just written: its status is
+		// dropped, and a pass on the newer copy follows.
+		ctrl.LoggerFrom(ctx).V(1).Info("The object changed since this pass read it; reconciling it again", "error", err.Error())
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	} else if err != nil {
 		return ctrl.Result{}, err
 	}
 	return r.result(s)
