@@ -421,7 +421,10 @@ type InlinePolicy struct {
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9+=,.@_-]+$`
 	Name string `json:"name"`
 
-	// document is the IAM policy document, written as YAML or JSON.
+	// document is the IAM policy document, written as YAML or JSON: a
+	// Version and a list of Statements, each with an Effect and an Action or
+	// NotAction. The operator parses every key strictly before any call, so a
+	// misspelt one is refused rather than ignored.
 	// +required
 	// +kubebuilder:validation:Type=object
 	// +kubebuilder:pruning:PreserveUnknownFields

@@ -60,17 +60,15 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 	if err != nil {
 		return OIDCProviderResult{}, err
 	}
+	res := OIDCProviderResult{ARN: have.ARN, Created: true}
 	if desired.OwnershipOf(have.Tags, owner) == desired.Orphaned {
-		res := OIDCProviderResult{ARN: have.ARN, Created: true}
 		switch err := c.TagOIDCProvider(ctx, have.ARN, owner.Tags(have.Tags)); {
 		case err == nil:
 			res.Changes = append(res.Changes, takeOver("oidc_provider", "IAM OIDC provider", have.ARN, have.Tags[desired.TagOwner], owner.Name))
 		case !IsUnsupported(err):
 			return res, err
 		}
-		return res, nil
-	}
-	if !ownsProvider(have, owner, createdBefore) {
+	} else if !ownsProvider(have, owner, createdBefore) {
 		if !slices.Contains(have.ClientIDs, policy.Audience) {
 			return OIDCProviderResult{ARN: have.ARN, External: true}, fmt.Errorf(
 				"%w: OIDC provider %s was not created by this operator and lacks client ID %s; add it with `aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s`",
@@ -78,7 +76,6 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 		}
 		return OIDCProviderResult{ARN: have.ARN, External: true}, nil
 	}
-	res := OIDCProviderResult{ARN: have.ARN, Created: true}
 	if len(want.Thumbprints) > 0 && !sameSet(have.Thumbprints, want.Thumbprints) {
 		if err := c.UpdateOIDCProviderThumbprints(ctx, have.ARN, want.Thumbprints); err != nil {
 			return res, err
@@ -535,11 +532,12 @@ var ErrDeleteBlocked = errors.New("deletion blocked")
 // ErrRoleGone marks a role that no longer exists.
 var ErrRoleGone = errors.New("role does not exist")
 
-// NeutraliseTrust makes a role the operator owns trust no one (see
-// policy.Identity.Neutralised), writing only when it does not already. The
-// role itself and its permissions stay. A missing role is ErrRoleGone; one
-// the operator does not own is refused.
-func (c *Client) NeutraliseTrust(ctx context.Context, name string, id policy.Identity, owner desired.Owner) ([]Change, error) {
+// NeutraliseTrust makes a role the operator owns for profile trust no one
+// (see policy.Identity.Neutralised), writing only when its trust admits
+// someone. The role itself and its permissions stay. A missing role is
+// ErrRoleGone; one the operator does not own, or owns for another profile,
+// is refused.
+func (c *Client) NeutraliseTrust(ctx context.Context, name string, id policy.Identity, owner desired.Owner, profile string) ([]Change, error) {
 	have, err := c.GetRole(ctx, name)
 	if IsNotFound(err) {
 		return nil, fmt.Errorf("%w: %s", ErrRoleGone, name)
@@ -547,14 +545,13 @@ func (c *Client) NeutraliseTrust(ctx context.Context, name string, id policy.Ide
 	if err != nil {
 		return nil, err
 	}
-	if !owns(have.Tags, owner) {
-		return nil, fmt.Errorf("%w: refusing to change the trust of IAM role %s", ErrNotOwned, have.ARN)
+	if !owns(have.Tags, owner) || have.Tags[desired.TagProfile] != profile {
+		return nil, fmt.Errorf("%w: refusing to change the trust of IAM role %s, which is not profile %s's", ErrNotOwned, have.ARN, profile)
 	}
-	want := id.Neutralised()
-	if policy.Equal(have.Trust, want) {
+	if id.AdmitsNoOne(have.Trust) {
 		return nil, nil
 	}
-	if err := c.UpdateTrust(ctx, name, want); err != nil {
+	if err := c.UpdateTrust(ctx, name, id.Neutralised()); err != nil {
 		return nil, err
 	}
 	return []Change{{Reason: "TrustPolicyNeutralised", Resource: "role", Action: "update",

@@ -324,7 +324,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// operator still manages the cluster-level IAM, reports the profiles as
 	// waiting for Kubeflow, and starts watching once the CRD appears.
 	// Before the manager starts, the controller starts the watch itself.
-	if _, err := r.profileWatch.ensure(context.Background(), false); err != nil {
+	if err := r.profileWatch.ensure(context.Background(), false); err != nil {
 		mgr.GetLogger().Info("Kubeflow's Profile CRD is not installed yet: Profiles are watched once it is", "reason", err.Error())
 	}
 	return nil
@@ -341,33 +341,48 @@ type profileWatch struct {
 	mapFn   handler.MapFunc
 }
 
-// ensure starts the watch if the Profile kind is served, and reports
-// whether it runs. With wait, as when the manager already runs, the new
-// watch is waited for, so that no Profile written after ensure returns goes
-// unseen.
-func (w *profileWatch) ensure(ctx context.Context, wait bool) (bool, error) {
+// errProfileKindMissing marks a cluster that does not serve the Profile kind.
+var errProfileKindMissing = errors.New("the Profile kind is not served")
+
+// watchSyncTimeout bounds the wait for a watch started while the manager
+// runs: an informer that cannot sync (RBAC, say) would otherwise hold every
+// reconcile.
+const watchSyncTimeout = time.Minute
+
+// ensure starts the watch if the Profile kind is served. It returns an error
+// wrapping errProfileKindMissing when Kubeflow is not installed, and another
+// error when the watch cannot be started. With wait, as when the manager
+// already runs, a new watch is waited for, so that no Profile written after
+// ensure returns goes unseen; a watch that did not sync in time is not
+// started twice, and its events flow once it does.
+func (w *profileWatch) ensure(ctx context.Context, wait bool) error {
 	if w == nil {
-		return true, nil
+		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.started {
-		return true, nil
+		return nil
 	}
-	if _, err := w.mapper.RESTMapping(desired.ProfileGVK.GroupKind(), desired.ProfileGVK.Version); err != nil {
-		return false, err
+	if _, err := w.mapper.RESTMapping(desired.ProfileGVK.GroupKind(), desired.ProfileGVK.Version); meta.IsNoMatchError(err) {
+		return fmt.Errorf("%w: %w", errProfileKindMissing, err)
+	} else if err != nil {
+		return fmt.Errorf("looking up the Kubeflow Profile kind: %w", err)
 	}
 	src := source.Kind[client.Object](w.cache, desired.NewProfileObject(), handler.EnqueueRequestsFromMapFunc(w.mapFn))
 	if err := w.ctrl.Watch(src); err != nil {
-		return false, fmt.Errorf("watching Kubeflow Profiles: %w", err)
+		return fmt.Errorf("watching Kubeflow Profiles: %w", err)
 	}
 	w.started = true
-	if wait {
-		if err := src.WaitForSync(ctx); err != nil {
-			return false, fmt.Errorf("waiting for the watch of Kubeflow Profiles: %w", err)
-		}
+	if !wait {
+		return nil
 	}
-	return true, nil
+	ctx, cancel := context.WithTimeout(ctx, watchSyncTimeout)
+	defer cancel()
+	if err := src.WaitForSync(ctx); err != nil {
+		return fmt.Errorf("waiting for the watch of Kubeflow Profiles to sync: %w", err)
+	}
+	return nil
 }
 
 // DefaultProfileControllerNamespace is where Kubeflow installs its profile

@@ -9,9 +9,11 @@ import (
 
 	"github.com/aws/smithy-go"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -148,4 +150,27 @@ func TestProfilesAreDeletedByUID(t *testing.T) {
 	g.Expect(preconditions).To(HaveLen(1))
 	g.Expect(preconditions[0]).NotTo(BeNil())
 	g.Expect(*preconditions[0].UID).To(Equal(types.UID("uid-of-the-profile-read")))
+}
+
+// fakeMapper answers RESTMapping with a fixed error.
+type fakeMapper struct {
+	meta.RESTMapper
+	err error
+}
+
+func (m fakeMapper) RESTMapping(schema.GroupKind, ...string) (*meta.RESTMapping, error) {
+	return nil, m.err
+}
+
+// Only a cluster that does not serve the Profile kind is "Kubeflow
+// missing": teardown takes that to mean there are no Profiles, so any other
+// failure must not be reported as it.
+func TestProfileWatchTellsAMissingKindFromAFailure(t *testing.T) {
+	g := NewWithT(t)
+	missing := &profileWatch{mapper: fakeMapper{err: &meta.NoKindMatchError{GroupKind: desired.ProfileGVK.GroupKind()}}}
+	g.Expect(missing.ensure(context.Background(), false)).To(MatchError(errProfileKindMissing))
+	failing := &profileWatch{mapper: fakeMapper{err: errors.New("the discovery endpoint timed out")}}
+	err := failing.ensure(context.Background(), false)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(errors.Is(err, errProfileKindMissing)).To(BeFalse())
 }

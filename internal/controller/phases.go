@@ -274,7 +274,7 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 		changes, err := s.iam.DeleteOwnedRole(ctx, roleNameFromARN(arn), owner, "")
 		r.emit(ctx, s.cr, changes)
 		if errors.Is(err, awsiam.ErrDeleteBlocked) {
-			err = fmt.Errorf("%w; or, to let this AwsKubeflowProfiles go now and keep the role, annotate it with %s=true", err, v1alpha1.ReleaseAnnotation)
+			err = fmt.Errorf("%w; or: %s", err, releaseHint)
 		}
 		if err := r.keepIfNotOwned(s, err); err != nil {
 			return err

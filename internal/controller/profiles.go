@@ -71,6 +71,14 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 			return r.releaseProfile(ctx, s, name, existing[name], false)
 		})
 	}
+	r.runAndRecord(ctx, s, tasks, existing, inSpec)
+}
+
+// runAndRecord runs the tasks together with closing the roles of retained
+// profiles whose Profile is gone, lists the retained Profiles still there,
+// and records it all on the status.
+func (r *Reconciler) runAndRecord(ctx context.Context, s *scope, tasks []func(context.Context) profileResult,
+	existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []profileResult {
 	for _, st := range retainedGone(s, existing, inSpec) {
 		tasks = append(tasks, func(ctx context.Context) profileResult {
 			return r.neutraliseRetained(ctx, s, st)
@@ -79,18 +87,40 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 	results := r.runProfiles(ctx, tasks)
 	results = append(results, retainedProfiles(s, existing, inSpec, released(results))...)
 	r.recordProfiles(s, results)
+	return results
 }
 
-// retainedGone are the retained profiles of the status whose Profile the
-// cache no longer holds.
+// retainedGone are the retained profiles of the status whose retained
+// Profile the cache no longer holds: it is gone, or the name now belongs to
+// another Profile (Kubeflow's self-registration may recreate it at once).
 func retainedGone(s *scope, existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []v1alpha1.ProfileStatus {
 	var out []v1alpha1.ProfileStatus
 	for _, st := range s.cr.Status.Profiles {
-		if st.State == v1alpha1.ProfileStateRetained && !inSpec[st.Name] && existing[st.Name] == nil && st.RoleARN != "" {
+		if st.State == v1alpha1.ProfileStateRetained && !inSpec[st.Name] && st.RoleARN != "" && !isRetainedBy(existing[st.Name], s.cr.Name) {
 			out = append(out, st)
 		}
 	}
 	return out
+}
+
+// isRetainedBy reports whether u is a Profile that the deletion policy of
+// owner kept.
+func isRetainedBy(u *unstructured.Unstructured, owner string) bool {
+	return u != nil && desired.ProfileOwnedBy(u, owner) && desired.ProfileRetained(u)
+}
+
+// retainedProfileKept reads, from the API server rather than the cache,
+// whether the retained Profile of name is still there.
+func (r *Reconciler) retainedProfileKept(ctx context.Context, s *scope, name string) (bool, error) {
+	u := desired.NewProfileObject()
+	err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, u)
+	switch {
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading Kubeflow Profile %s: %w", name, err)
+	}
+	return isRetainedBy(u, s.cr.Name), nil
 }
 
 // neutraliseRetained closes the role of a retained profile whose Profile is
@@ -102,11 +132,11 @@ func (r *Reconciler) neutraliseRetained(ctx context.Context, s *scope, st v1alph
 	log := ctrl.LoggerFrom(ctx).WithValues("profile", st.Name)
 	ctx = ctrl.LoggerInto(ctx, log)
 	res := profileResult{keep: true, status: st}
-	gone, err := r.profileGone(ctx, st.Name)
+	kept, err := r.retainedProfileKept(ctx, s, st.Name)
 	if err != nil {
 		return res.failed(err)
 	}
-	if !gone {
+	if kept {
 		// The cache is behind; the Profile, and with it the role's use, is
 		// still there.
 		res.retainsRole = true
@@ -120,7 +150,7 @@ func (r *Reconciler) neutraliseRetained(ctx context.Context, s *scope, st v1alph
 	role := roleNameFromARN(st.RoleARN)
 	unit, hash := "retained/"+st.Name, hashOf(id, role)
 	if _, ok := r.fresh(s, unit, hash); !ok {
-		changes, err := s.iam.NeutraliseTrust(ctx, role, id, s.owner())
+		changes, err := s.iam.NeutraliseTrust(ctx, role, id, s.owner(), st.Name)
 		r.emit(ctx, s.cr, changes)
 		switch {
 		case errors.Is(err, awsiam.ErrRoleGone):
@@ -277,8 +307,11 @@ func (a *profileAggregate) outcome(managed int, what string) outcome {
 // listProfiles reads the Kubeflow Profiles by name from the cache, first
 // starting their watch if Kubeflow was installed since the operator started.
 func (r *Reconciler) listProfiles(ctx context.Context) (map[string]*unstructured.Unstructured, error) {
-	if ok, err := r.profileWatch.ensure(ctx, true); !ok {
+	switch err := r.profileWatch.ensure(ctx, true); {
+	case errors.Is(err, errProfileKindMissing):
 		return nil, fmt.Errorf("%w: %w", errKubeflowMissing, err)
+	case err != nil:
+		return nil, err
 	}
 	list := desired.NewProfileList()
 	if err := r.Client.List(ctx, list); err != nil {
@@ -375,6 +408,9 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 		return res.failed(fmt.Errorf("%w: Kubeflow Profile %s exists and was not created by this operator, so it is left alone; set adoptExisting: true on the profile to manage it, or remove the profile from the spec",
 			awsiam.ErrNotOwned, p.Name))
 	}
+	// Managed again, the profile's role was or will be re-trusted: if it is
+	// retained later, it must be closed again.
+	r.forget(s, "retained/"+p.Name)
 	if have == nil || !have.GetDeletionTimestamp().IsZero() {
 		// A Profile that is missing or going away may have been deleted by
 		// hand, and Kubeflow's finalizer of a Profile that was not
@@ -569,7 +605,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 			res.status.Message = fmt.Sprintf("Waiting for Kubeflow Profile %s, deleting since %s (finalizers %v), for longer than Kubeflow takes: its profile controller removes the finalizer once it has cleaned up, so if Kubeflow is not running, start it or remove the finalizer yourself; IAM role %s is deleted once the Profile is gone.",
 				name, since.UTC().Format(time.RFC3339), have.GetFinalizers(), res.status.RoleARN)
 			if objectDeleted {
-				res.status.Message += fmt.Sprintf(" To let this AwsKubeflowProfiles go now and keep the role, annotate it with %s=true.", v1alpha1.ReleaseAnnotation)
+				res.status.Message += " " + releaseHint + "."
 			}
 			res.err = fmt.Errorf("%w: %s", errProfileDeletionStuck, res.status.Message)
 		}
@@ -591,7 +627,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 	changes, err := s.iam.DeleteOwnedRole(ctx, role, s.owner(), name)
 	r.emit(ctx, s.cr, changes)
 	if errors.Is(err, awsiam.ErrDeleteBlocked) && objectDeleted {
-		err = fmt.Errorf("%w; or, to let this AwsKubeflowProfiles go now and keep the role, annotate it with %s=true", err, v1alpha1.ReleaseAnnotation)
+		err = fmt.Errorf("%w; or: %s", err, releaseHint)
 	}
 	if errors.Is(err, awsiam.ErrNotOwned) {
 		// An adopted or foreign role is never deleted; the Profile is
@@ -604,12 +640,12 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 	return res
 }
 
-// profileRoleName is the role name the operator gives a profile: the
-// spec's roleName while the spec lists the profile, else the default.
+// profileRoleName is the role name the operator gives a profile: as the
+// spec says while it lists the profile, else the default.
 func profileRoleName(s *scope, profile string) string {
 	for _, p := range s.cr.Spec.Profiles {
-		if p.Name == profile && p.RoleName != "" {
-			return p.RoleName
+		if p.Name == profile {
+			return desired.RoleNameOf(p, s.cr.Spec.Cluster.Name)
 		}
 	}
 	return desired.ProfileRoleName(profile, s.cr.Spec.Cluster.Name)
@@ -622,6 +658,9 @@ var errWaitingForProfile = errors.New("waiting for the Kubeflow Profile to be de
 // errProfileDeletionStuck marks a Profile that has been deleting for longer
 // than Kubeflow's finalizer takes.
 var errProfileDeletionStuck = errors.New("the Kubeflow Profile's deletion is not progressing")
+
+// releaseHint tells an admin how to end a teardown that waits for them.
+var releaseHint = fmt.Sprintf("to let this AwsKubeflowProfiles go now and keep the role, annotate it with %s=true", v1alpha1.ReleaseAnnotation)
 
 // DefaultProfileDeletionPatience is how long a Profile may take to go before
 // its deletion is reported as stuck: Kubeflow's finalizer normally takes
@@ -720,15 +759,7 @@ func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
 			return r.releaseProfile(ctx, s, name, existing[name], true)
 		})
 	}
-	for _, st := range retainedGone(s, existing, map[string]bool{}) {
-		tasks = append(tasks, func(ctx context.Context) profileResult {
-			return r.neutraliseRetained(ctx, s, st)
-		})
-	}
-	results := r.runProfiles(ctx, tasks)
-	results = append(results, retainedProfiles(s, existing, map[string]bool{}, released(results))...)
-	r.recordProfiles(s, results)
-	for _, res := range results {
+	for _, res := range r.runAndRecord(ctx, s, tasks, existing, map[string]bool{}) {
 		if res.err != nil {
 			return false
 		}

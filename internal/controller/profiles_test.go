@@ -216,53 +216,83 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 			"the retained role still trusts exactly its default-editor")
 	})
 
-	It("closes a retained role whose Profile later goes, so the next owner of the namespace name does not inherit it", Label("teardown", "invariant:least-privilege", "invariant:no-data-loss"), func() {
-		cluster := testCluster()
-		keep, drop := "keep-"+cluster, "drop-"+cluster
-		role := profileRoleName(drop, cluster)
-		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
-			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: keep, Owner: owner("a")}, {Name: drop, Owner: owner("b")}}
-		})
-		Expect(k8s.Create(ctx, cr)).To(Succeed())
-		eventuallyReady(cluster)
-		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles = cr.Spec.Profiles[:1] })
-		Eventually(func() v1alpha1.ProfileState {
-			Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
-			return profileStatus(cr, drop).State
-		}).Should(Equal(v1alpha1.ProfileStateRetained))
-		Expect(policy.Equal(roleTrust(role), expectedTrust(cluster, drop, "default-editor"))).To(BeTrue(), "while the Profile stays, its notebooks keep working")
+	DescribeTable("closes a retained role whose Profile later goes, so the next owner of the namespace name does not inherit it", Label("teardown", "invariant:least-privilege", "invariant:no-data-loss"),
+		func(nameTakenAtOnce bool) {
+			cluster := testCluster()
+			keep, drop := "keep-"+cluster, "drop-"+cluster
+			role := profileRoleName(drop, cluster)
+			id := policy.Identity{ProviderARN: providerARNOf(cluster), Issuer: issuerOf(cluster), Subject: "system:serviceaccount:" + drop + ":default-editor"}
+			cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+				cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: keep, Owner: owner("a")}, {Name: drop, Owner: owner("b")}}
+			})
+			Expect(k8s.Create(ctx, cr)).To(Succeed())
+			eventuallyReady(cluster)
+			retain := func() {
+				GinkgoHelper()
+				updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles = cr.Spec.Profiles[:1] })
+				Eventually(func() v1alpha1.ProfileState {
+					Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+					return profileStatus(cr, drop).State
+				}).Should(Equal(v1alpha1.ProfileStateRetained))
+				Expect(policy.Equal(roleTrust(role), expectedTrust(cluster, drop, "default-editor"))).To(BeTrue(), "while the Profile stays, its notebooks keep working")
+			}
+			closed := func() {
+				GinkgoHelper()
+				Eventually(func() bool { return id.AdmitsNoOne(roleTrust(role)) }, 15*time.Second).Should(BeTrue(),
+					"not even the default-editor of a namespace created again under that name")
+				Eventually(func(g Gomega) {
+					g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+					st := profileStatus(cr, drop)
+					g.Expect(st.State).To(Equal(v1alpha1.ProfileStateRetained))
+					g.Expect(st.Reason).To(Equal(v1alpha1.ProfileGoneReason))
+					g.Expect(st.Message).To(ContainSubstring("now admits no one"))
+				}).Should(Succeed())
+				_, err := getRole(role)
+				Expect(err).NotTo(HaveOccurred(), "the deletion policy kept the role, and it is never deleted")
+			}
+			retain()
 
-		By("the retained Profile is deleted by hand")
-		p, err := getProfile(drop)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(k8s.Delete(ctx, p)).To(Succeed())
-		id := policy.Identity{ProviderARN: providerARNOf(cluster), Issuer: issuerOf(cluster), Subject: "system:serviceaccount:" + drop + ":default-editor"}
-		Eventually(func() bool { return id.AdmitsNoOne(roleTrust(role)) }, 15*time.Second).Should(BeTrue(),
-			"not even the default-editor of a namespace created again under that name")
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
-			st := profileStatus(cr, drop)
-			g.Expect(st.State).To(Equal(v1alpha1.ProfileStateRetained))
-			g.Expect(st.Reason).To(Equal(v1alpha1.ProfileGoneReason))
-			g.Expect(st.Message).To(ContainSubstring("now admits no one"))
-		}).Should(Succeed())
-		_, err = getRole(role)
-		Expect(err).NotTo(HaveOccurred(), "the deletion policy kept the role, and it is never deleted")
+			By("the retained Profile is deleted by hand")
+			p, err := getProfile(drop)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(k8s.Delete(ctx, p)).To(Succeed())
+			if nameTakenAtOnce {
+				By("and someone else's Profile of that name appears at once, as Kubeflow's self-registration may make it")
+				theirs := desired.NewProfileObject()
+				theirs.SetName(drop)
+				theirs.Object["spec"] = map[string]any{"owner": map[string]any{"kind": "User", "name": "mallory@example.com"}}
+				Eventually(func() error { return k8s.Create(ctx, theirs) }).Should(Succeed())
+				DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, theirs))).To(Succeed()) })
+			}
+			closed()
 
-		By("a resync that finds it closed writes nothing")
-		aws_.Recorder.Reset()
-		_, err = newReconciler(k8s, apiReader, time.Hour).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Write() && c.Mentions(role) })).To(BeEmpty())
+			By("a resync that finds it closed writes nothing")
+			aws_.Recorder.Reset()
+			_, err = newReconciler(k8s, apiReader, time.Hour).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool { return c.Write() && c.Mentions(role) })).To(BeEmpty())
+			if nameTakenAtOnce {
+				return
+			}
 
-		By("added back to the spec, the profile trusts the namespace's default-editor again")
-		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
-			cr.Spec.Profiles = append(cr.Spec.Profiles, v1alpha1.ProfileSpec{Name: drop, Owner: owner("b")})
-		})
-		cr = eventuallyReady(cluster)
-		Expect(profileStatus(cr, drop).State).To(Equal(v1alpha1.ProfileStateManaged))
-		Expect(policy.Equal(roleTrust(role), expectedTrust(cluster, drop, "default-editor"))).To(BeTrue())
-	})
+			By("added back to the spec, the profile trusts the namespace's default-editor again")
+			updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+				cr.Spec.Profiles = append(cr.Spec.Profiles, v1alpha1.ProfileSpec{Name: drop, Owner: owner("b")})
+			})
+			cr = eventuallyReady(cluster)
+			Expect(profileStatus(cr, drop).State).To(Equal(v1alpha1.ProfileStateManaged))
+			Expect(policy.Equal(roleTrust(role), expectedTrust(cluster, drop, "default-editor"))).To(BeTrue())
+
+			By("removed and deleted again within the resync period, it is closed again")
+			retain()
+			p, err = getProfile(drop)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(k8s.Delete(ctx, p)).To(Succeed())
+			closed()
+		},
+		Entry("the Profile is deleted", false),
+		Entry("the Profile is deleted and its name taken at once by someone else's", true),
+	)
 
 	It("deletes a removed profile in order when asked: annotateOnly, then the Profile, and the role only once the Profile is gone", Label("teardown", "invariant:no-data-loss"), func() {
 		cluster := testCluster()

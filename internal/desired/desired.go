@@ -265,7 +265,7 @@ func NormalizeIssuer(raw string) (string, error) {
 func buildProfile(p v1alpha1.ProfileSpec, spec v1alpha1.AwsKubeflowProfilesSpec, field string, quotas v1alpha1.IAMQuotas, finish func(*Role)) (Profile, error) {
 	defaults := spec.ProfileDefaults
 	role := Role{
-		Name:                   defaultString(p.RoleName, ProfileRoleName(p.Name, spec.Cluster.Name)),
+		Name:                   RoleNameOf(p, spec.Cluster.Name),
 		Description:            fmt.Sprintf("Kubeflow profile %s in EKS cluster %s", p.Name, spec.Cluster.Name),
 		PermissionsBoundaryARN: spec.IAM.PermissionsBoundaryARN,
 		ManagedPolicyARNs:      union(defaults.ManagedPolicyARNs, p.ManagedPolicyARNs),

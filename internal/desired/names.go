@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 )
 
 // MaxRoleNameLength is IAM's limit on role names.
@@ -17,6 +19,15 @@ const hashLength = 8
 // in the Kubeflow on AWS guide, shortened when IAM would refuse it.
 func ProfileRoleName(profile, cluster string) string {
 	return Shorten(profile+"-"+cluster+"-role", MaxRoleNameLength)
+}
+
+// RoleNameOf is the role name of a profile of the spec: its roleName, or
+// the default.
+func RoleNameOf(p v1alpha1.ProfileSpec, cluster string) string {
+	if p.RoleName != "" {
+		return p.RoleName
+	}
+	return ProfileRoleName(p.Name, cluster)
 }
 
 // ControllerRoleName is the default role name of the profile controller.

@@ -32,14 +32,11 @@ type Owner struct {
 // OwnershipTags are the tags that mark a resource as created for owner,
 // merged over the user's extra tags.
 func OwnershipTags(owner Owner, extra []v1alpha1.Tag) map[string]string {
-	tags := make(map[string]string, len(extra)+3)
+	tags := make(map[string]string, len(extra))
 	for _, t := range extra {
 		tags[t.Key] = t.Value
 	}
-	tags[TagManagedBy] = ManagedByValue
-	tags[TagCluster] = owner.Cluster
-	tags[TagOwner] = owner.Name
-	return tags
+	return owner.Tags(tags)
 }
 
 // Tags are the resource's tags with the owner's ownership tags set, as
