@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	. "github.com/onsi/ginkgo/v2"
@@ -182,14 +183,21 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(aws.ToString(out.AssumedRoleUser.Arn)).To(ContainSubstring(":assumed-role/" + roleName(roleA) + "/e2e-session-a"))
 
-		if ok, _ := target.Has(framework.NeedsRealIAM); ok {
-			By("real STS refuses B's role for A's token")
+		if ok, why := target.Has(framework.NeedsSTSTrust); ok {
+			By("the credentials are A's role's, and STS refuses B's role for A's token")
+			creds := out.Credentials
+			asA := sts.NewFromConfig(env.AWS, func(o *sts.Options) {
+				o.Credentials = credentials.NewStaticCredentialsProvider(aws.ToString(creds.AccessKeyId), aws.ToString(creds.SecretAccessKey), aws.ToString(creds.SessionToken))
+			})
+			caller, err := asA.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(aws.ToString(caller.Arn)).To(ContainSubstring(":assumed-role/" + roleName(roleA) + "/e2e-session-a"))
 			_, err = env.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
 				RoleArn: aws.String(roleB), RoleSessionName: aws.String("e2e-session-b"), WebIdentityToken: aws.String(token),
 			})
 			Expect(err).To(MatchError(ContainSubstring("AccessDenied")))
 		} else {
-			GinkgoWriter.Printf("%s: the emulated STS enforces no trust policy, so B's refusal rests on the evaluation above\n", target.Name())
+			GinkgoWriter.Printf("%s: %s, so B's refusal rests on the evaluation above\n", target.Name(), why)
 		}
 	})
 

@@ -45,7 +45,7 @@ type kindTarget struct {
 func (*kindTarget) Name() string { return "kind" }
 
 func (*kindTarget) Has(c Capability) (bool, string) {
-	if c == NeedsRealIAM {
+	if c == NeedsRealIAM || c == NeedsSTSTrust {
 		return false, "LocalStack enforces no IAM policy"
 	}
 	return true, ""

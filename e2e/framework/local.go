@@ -31,6 +31,8 @@ func (*localTarget) Has(c Capability) (bool, string) {
 		return false, "Kubeflow's profile controller is not installed on the local control plane"
 	case NeedsRealIAM:
 		return false, "kumo enforces no IAM policy"
+	case NeedsSTSTrust:
+		return true, ""
 	}
 	return false, "unknown capability"
 }

@@ -34,6 +34,10 @@ const (
 	NeedsKubeflow Capability = "needs:kubeflow"
 	// NeedsRealIAM: IAM and STS enforce policies.
 	NeedsRealIAM Capability = "needs:real-iam"
+	// NeedsSTSTrust: STS decides sts:AssumeRoleWithWebIdentity by the
+	// role's trust policy and answers sts:GetCallerIdentity with the assumed
+	// role, as real STS does (kumo behind awsiamtest's guard does too).
+	NeedsSTSTrust Capability = "needs:sts-trust"
 )
 
 // Target is where the suite runs.

@@ -6,8 +6,10 @@ package awsiamtest
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -47,12 +49,34 @@ type Env struct {
 	proxy    *httptest.Server
 }
 
+// Options change where and how Start serves kumo.
+type Options struct {
+	// ListenAddr is where the proxy in front of kumo listens; a random
+	// loopback port when empty. Pods of a node reach the host at its bridge
+	// gateway, so the node target listens on every address.
+	ListenAddr string
+	// TokenKey, when set, is the key web identity tokens must be signed
+	// with to be exchanged at STS.
+	TokenKey *rsa.PublicKey
+}
+
 // Start runs kumo on a random loopback port, behind a proxy on another that
-// makes its STS answer the account its IAM puts in ARNs (kumo's STS says
-// 000000000000, its IAM 123456789012), so the operator can check a spec's
-// account against its credentials as it does on AWS. kumo keeps its state
-// per process, not per server, so tests must use names no other test uses.
-func Start() *Env {
+// closes the gaps that matter to the operator and its tests:
+//   - kumo's STS answers the account its IAM puts in ARNs (kumo's STS says
+//     000000000000, its IAM 123456789012), so the operator can check a
+//     spec's account against its credentials as it does on AWS;
+//   - sts:AssumeRoleWithWebIdentity is decided as STS decides it, from the
+//     token's claims, the account's OIDC providers and the role's trust
+//     (kumo grants any token any role), and sts:GetCallerIdentity answers
+//     the assumed role for the credentials it returned (kumo answers its
+//     root).
+//
+// kumo keeps its state per process, not per server, so tests must use names
+// no other test uses.
+func Start() *Env { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(o Options) *Env {
 	srv := kumo.NewServer()
 	target, err := url.Parse(srv.URL)
 	if err != nil {
@@ -60,7 +84,18 @@ func Start() *Env {
 	}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.ModifyResponse = oneAccount
-	proxy := httptest.NewServer(rp)
+	direct := Config(srv.URL, nil)
+	guard := &stsGuard{next: rp, iam: iam.NewFromConfig(direct), verifyKey: o.TokenKey, sessions: map[string]callerIdentity{}}
+	proxy := httptest.NewUnstartedServer(guard)
+	if o.ListenAddr != "" {
+		l, err := net.Listen("tcp", o.ListenAddr)
+		if err != nil {
+			panic(fmt.Sprintf("listening on %s for kumo: %v", o.ListenAddr, err))
+		}
+		_ = proxy.Listener.Close()
+		proxy.Listener = l
+	}
+	proxy.Start()
 	rec := &Recorder{}
 	cfg := Config(proxy.URL, &http.Client{Transport: &recordingTransport{next: http.DefaultTransport, rec: rec}})
 	return &Env{

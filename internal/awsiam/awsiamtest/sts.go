@@ -1,0 +1,262 @@
+package awsiamtest
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/awskubeflowprofiles/operator/internal/policy"
+)
+
+// stsGuard stands in front of kumo's STS for what kumo does not do: it
+// decides sts:AssumeRoleWithWebIdentity the way STS does, from the token's
+// claims, the account's OIDC providers and the role's trust policy (kumo
+// grants any token any role), and it answers sts:GetCallerIdentity for the
+// credentials it let through with their assumed role (kumo always answers
+// its root). Everything else passes to kumo unchanged.
+type stsGuard struct {
+	next http.Handler
+	iam  *iam.Client
+	// verifyKey, when set, is the key the tokens must be signed with.
+	verifyKey *rsa.PublicKey
+
+	mu sync.Mutex
+	// sessions maps the access key of credentials the guard let through to
+	// the assumed-role ARN and user ID they stand for.
+	sessions map[string]callerIdentity
+}
+
+type callerIdentity struct{ arn, userID, account string }
+
+func (g *stsGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	form, body, err := readForm(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch form.Get("Action") {
+	case "AssumeRoleWithWebIdentity":
+		if code, msg := g.authorize(r.Context(), form); code != "" {
+			writeSTSError(w, http.StatusForbidden, code, msg)
+			return
+		}
+		rec := &recordingWriter{ResponseWriter: w}
+		g.next.ServeHTTP(rec, withBody(r, body))
+		g.remember(rec.body.Bytes())
+	case "GetCallerIdentity":
+		if id, ok := g.session(r); ok {
+			writeCallerIdentity(w, id)
+			return
+		}
+		g.next.ServeHTTP(w, withBody(r, body))
+	default:
+		g.next.ServeHTTP(w, withBody(r, body))
+	}
+}
+
+// authorize returns an STS error code and message when the web identity
+// may not assume the role, or "" when it may.
+func (g *stsGuard) authorize(ctx context.Context, form url.Values) (string, string) {
+	claims, err := g.claims(form.Get("WebIdentityToken"))
+	if err != nil {
+		return "InvalidIdentityToken", err.Error()
+	}
+	roleARN := form.Get("RoleArn")
+	account, roleName := roleOfARN(roleARN)
+	if roleName == "" {
+		return "ValidationError", "RoleArn is not a role ARN: " + roleARN
+	}
+	host := policy.IssuerHost(claims.Issuer)
+	providerARN := "arn:aws:iam::" + account + ":oidc-provider/" + host
+	provider, err := g.iam.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARN)})
+	if err != nil {
+		return "InvalidIdentityToken", "No OpenIDConnect provider found in your account for " + claims.Issuer
+	}
+	audienceKnown := false
+	for _, aud := range claims.Audiences {
+		for _, id := range provider.ClientIDList {
+			audienceKnown = audienceKnown || aud == id
+		}
+	}
+	if !audienceKnown {
+		return "InvalidIdentityToken", fmt.Sprintf("Incorrect token audience %v for provider %s", claims.Audiences, providerARN)
+	}
+	role, err := g.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(roleName)})
+	if err != nil {
+		return "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity: " + err.Error()
+	}
+	trust, err := policy.Parse(aws.ToString(role.Role.AssumeRolePolicyDocument))
+	if err != nil {
+		return "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity: unreadable trust policy"
+	}
+	d, err := policy.Evaluate(trust, policy.WebIdentityRequest(providerARN, claims.Issuer, claims.Subject, claims.Audiences))
+	if err != nil || !d.Allowed {
+		return "AccessDenied", fmt.Sprintf("Not authorized to perform sts:AssumeRoleWithWebIdentity: %s may not assume %s", claims.Subject, roleARN)
+	}
+	return "", ""
+}
+
+// tokenClaims are the claims of a web identity token STS looks at.
+type tokenClaims struct {
+	Issuer    string
+	Subject   string
+	Audiences []string
+}
+
+// claims reads a JWT's claims, checking its RS256 signature when the guard
+// has a key.
+func (g *stsGuard) claims(token string) (tokenClaims, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return tokenClaims{}, fmt.Errorf("the web identity token is not a JWT")
+	}
+	if g.verifyKey != nil {
+		sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+		if err != nil {
+			return tokenClaims{}, fmt.Errorf("the token's signature: %w", err)
+		}
+		sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+		if err := rsa.VerifyPKCS1v15(g.verifyKey, crypto.SHA256, sum[:], sig); err != nil {
+			return tokenClaims{}, fmt.Errorf("the token's signature does not verify")
+		}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return tokenClaims{}, fmt.Errorf("the token's claims: %w", err)
+	}
+	var raw struct {
+		Iss string          `json:"iss"`
+		Sub string          `json:"sub"`
+		Aud json.RawMessage `json:"aud"`
+	}
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return tokenClaims{}, fmt.Errorf("the token's claims: %w", err)
+	}
+	c := tokenClaims{Issuer: raw.Iss, Subject: raw.Sub}
+	var one string
+	if err := json.Unmarshal(raw.Aud, &one); err == nil {
+		c.Audiences = []string{one}
+	} else if err := json.Unmarshal(raw.Aud, &c.Audiences); err != nil {
+		return tokenClaims{}, fmt.Errorf("the token's aud claim: %w", err)
+	}
+	return c, nil
+}
+
+var roleARNPattern = regexp.MustCompile(`^arn:[a-z-]+:iam::([0-9]{12}):role/(?:.*/)?([^/]+)$`)
+
+func roleOfARN(arn string) (account, name string) {
+	m := roleARNPattern.FindStringSubmatch(arn)
+	if m == nil {
+		return "", ""
+	}
+	return m[1], m[2]
+}
+
+// remember notes the credentials of a successful AssumeRoleWithWebIdentity
+// answer.
+func (g *stsGuard) remember(answer []byte) {
+	var out struct {
+		Result struct {
+			Credentials struct {
+				AccessKeyID string `xml:"AccessKeyId"`
+			} `xml:"Credentials"`
+			User struct {
+				Arn string `xml:"Arn"`
+				ID  string `xml:"AssumedRoleId"`
+			} `xml:"AssumedRoleUser"`
+		} `xml:"AssumeRoleWithWebIdentityResult"`
+	}
+	if err := xml.Unmarshal(answer, &out); err != nil || out.Result.Credentials.AccessKeyID == "" {
+		return
+	}
+	account := ""
+	if parts := strings.Split(out.Result.User.Arn, ":"); len(parts) > 4 {
+		account = parts[4]
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sessions[out.Result.Credentials.AccessKeyID] = callerIdentity{arn: out.Result.User.Arn, userID: out.Result.User.ID, account: account}
+}
+
+var credentialKey = regexp.MustCompile(`Credential=([^/]+)/`)
+
+func (g *stsGuard) session(r *http.Request) (callerIdentity, bool) {
+	m := credentialKey.FindStringSubmatch(r.Header.Get("Authorization"))
+	if m == nil {
+		return callerIdentity{}, false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	id, ok := g.sessions[m[1]]
+	return id, ok
+}
+
+func writeCallerIdentity(w http.ResponseWriter, id callerIdentity) {
+	w.Header().Set("Content-Type", "text/xml")
+	fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>%s</Arn><UserId>%s</UserId><Account>%s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>awsiamtest</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+		xmlEscape(id.arn), xmlEscape(id.userID), xmlEscape(id.account))
+}
+
+func writeSTSError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>awsiamtest</RequestId></ErrorResponse>`,
+		xmlEscape(code), xmlEscape(msg))
+}
+
+func xmlEscape(s string) string {
+	var b bytes.Buffer
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// readForm reads a query-protocol request's form, leaving the body to be
+// read again.
+func readForm(r *http.Request) (url.Values, []byte, error) {
+	if r.Body == nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return url.Values{}, nil, nil
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return url.Values{}, body, nil
+	}
+	return form, body, nil
+}
+
+func withBody(r *http.Request, body []byte) *http.Request {
+	if body != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
+	return r
+}
+
+// recordingWriter keeps a copy of what it writes.
+type recordingWriter struct {
+	http.ResponseWriter
+	body bytes.Buffer
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
