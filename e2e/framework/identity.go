@@ -3,10 +3,7 @@ package framework
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -16,15 +13,13 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
+
+	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
 
 // Claims are the claims of a service-account token that IAM's web-identity
 // federation reads.
-type Claims struct {
-	Issuer   string
-	Subject  string
-	Audience []string
-}
+type Claims = policy.Claims
 
 // ServiceAccountToken asks the API server for a token of namespace/name
 // with the given audience, as the kubelet does for a projected volume.
@@ -41,32 +36,7 @@ func (e *Env) ServiceAccountToken(ctx context.Context, namespace, name, audience
 
 // DecodeClaims reads iss, sub and aud from a JWT without verifying it: the
 // token came straight from the API server over TLS.
-func DecodeClaims(token string) (Claims, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return Claims{}, fmt.Errorf("not a JWT: %d parts", len(parts))
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return Claims{}, fmt.Errorf("decoding the JWT payload: %w", err)
-	}
-	var raw struct {
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Aud json.RawMessage `json:"aud"`
-	}
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		return Claims{}, fmt.Errorf("reading the JWT claims: %w", err)
-	}
-	c := Claims{Issuer: raw.Iss, Subject: raw.Sub}
-	var one string
-	if err := json.Unmarshal(raw.Aud, &one); err == nil {
-		c.Audience = []string{one}
-	} else if err := json.Unmarshal(raw.Aud, &c.Audience); err != nil {
-		return Claims{}, fmt.Errorf("reading the aud claim: %w", err)
-	}
-	return c, nil
-}
+func DecodeClaims(token string) (Claims, error) { return policy.DecodeClaims(token) }
 
 // EnsureNamespaceAndServiceAccount creates what Kubeflow's profile
 // controller creates for a Profile (its namespace and default-editor) on

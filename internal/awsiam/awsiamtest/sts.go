@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -88,13 +87,13 @@ func (g *stsGuard) authorize(ctx context.Context, form url.Values) (string, stri
 		return "InvalidIdentityToken", "No OpenIDConnect provider found in your account for " + claims.Issuer
 	}
 	audienceKnown := false
-	for _, aud := range claims.Audiences {
+	for _, aud := range claims.Audience {
 		for _, id := range provider.ClientIDList {
 			audienceKnown = audienceKnown || aud == id
 		}
 	}
 	if !audienceKnown {
-		return "InvalidIdentityToken", fmt.Sprintf("Incorrect token audience %v for provider %s", claims.Audiences, providerARN)
+		return "InvalidIdentityToken", fmt.Sprintf("Incorrect token audience %v for provider %s", claims.Audience, providerARN)
 	}
 	role, err := g.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(roleName)})
 	if err != nil {
@@ -104,57 +103,31 @@ func (g *stsGuard) authorize(ctx context.Context, form url.Values) (string, stri
 	if err != nil {
 		return "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity: unreadable trust policy"
 	}
-	d, err := policy.Evaluate(trust, policy.WebIdentityRequest(providerARN, claims.Issuer, claims.Subject, claims.Audiences))
+	d, err := policy.Evaluate(trust, policy.WebIdentityRequest(providerARN, claims.Issuer, claims.Subject, claims.Audience))
 	if err != nil || !d.Allowed {
 		return "AccessDenied", fmt.Sprintf("Not authorized to perform sts:AssumeRoleWithWebIdentity: %s may not assume %s", claims.Subject, roleARN)
 	}
 	return "", ""
 }
 
-// tokenClaims are the claims of a web identity token STS looks at.
-type tokenClaims struct {
-	Issuer    string
-	Subject   string
-	Audiences []string
-}
-
 // claims reads a JWT's claims, checking its RS256 signature when the guard
 // has a key.
-func (g *stsGuard) claims(token string) (tokenClaims, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return tokenClaims{}, fmt.Errorf("the web identity token is not a JWT")
-	}
+func (g *stsGuard) claims(token string) (policy.Claims, error) {
 	if g.verifyKey != nil {
+		parts := strings.Split(token, ".")
+		if len(parts) != 3 {
+			return policy.Claims{}, fmt.Errorf("the web identity token is not a JWT")
+		}
 		sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 		if err != nil {
-			return tokenClaims{}, fmt.Errorf("the token's signature: %w", err)
+			return policy.Claims{}, fmt.Errorf("the token's signature: %w", err)
 		}
 		sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
 		if err := rsa.VerifyPKCS1v15(g.verifyKey, crypto.SHA256, sum[:], sig); err != nil {
-			return tokenClaims{}, fmt.Errorf("the token's signature does not verify")
+			return policy.Claims{}, fmt.Errorf("the token's signature does not verify")
 		}
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return tokenClaims{}, fmt.Errorf("the token's claims: %w", err)
-	}
-	var raw struct {
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Aud json.RawMessage `json:"aud"`
-	}
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		return tokenClaims{}, fmt.Errorf("the token's claims: %w", err)
-	}
-	c := tokenClaims{Issuer: raw.Iss, Subject: raw.Sub}
-	var one string
-	if err := json.Unmarshal(raw.Aud, &one); err == nil {
-		c.Audiences = []string{one}
-	} else if err := json.Unmarshal(raw.Aud, &c.Audiences); err != nil {
-		return tokenClaims{}, fmt.Errorf("the token's aud claim: %w", err)
-	}
-	return c, nil
+	return policy.DecodeClaims(token)
 }
 
 var roleARNPattern = regexp.MustCompile(`^arn:[a-z-]+:iam::([0-9]{12}):role/(?:.*/)?([^/]+)$`)
