@@ -58,7 +58,7 @@ envtest: setup-envtest ## Obtain kube-apiserver and etcd for envtest (download, 
 	@scripts/envtest-binaries.sh $(ENVTEST_K8S_VERSION) $(ENVTEST_DIR) $(SETUP_ENVTEST) >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest test-unit test-e2e-local ## Run every test that can run here: unit, envtest integration and e2e on the local target.
+test: manifests generate fmt vet envtest test-unit test-e2e-local test-e2e-node ## Run every test that can run here: unit, envtest integration, and e2e on the local target and, as root, the node target.
 
 .PHONY: test-unit
 test-unit: envtest ## Run unit and envtest+kumo integration tests.
@@ -68,9 +68,13 @@ test-unit: envtest ## Run unit and envtest+kumo integration tests.
 test-e2e-local: ## Run the e2e suite on the local target (real control plane, kumo, operator as processes).
 	$(MAKE) test-e2e E2E_TARGET=local
 
+.PHONY: test-e2e-node
+test-e2e-node: ## Run the e2e suite on a real single-node cluster of this machine (root; skips with the reason elsewhere).
+	$(MAKE) test-e2e E2E_TARGET=node
+
 .PHONY: test-e2e
-test-e2e: envtest build ## Run the e2e suite on E2E_TARGET (local, kind or eks); kind and eks skip with a reason where they cannot run.
-	scripts/e2e.sh $(E2E_TARGET) $(ENVTEST_DIR) $(GINKGO_FLAGS)
+test-e2e: envtest build kustomize ## Run the e2e suite on E2E_TARGET (local, node, kind or eks); a target that cannot run here skips with the reason.
+	E2E_K8S_VERSION=$(ENVTEST_K8S_VERSION) scripts/e2e.sh $(E2E_TARGET) $(ENVTEST_DIR) $(GINKGO_FLAGS)
 
 .PHONY: bench
 bench: ## Run the benchmarks of the pure packages and print a table.

@@ -5,6 +5,7 @@
 package e2e
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		By("stopping the " + target.Name() + " target")
 		Expect(target.Stop(ctx)).To(Succeed())
 	}, NodeTimeout(10*time.Minute))
+	if unavailable := (*framework.UnavailableError)(nil); errors.As(err, &unavailable) {
+		Skip(unavailable.Reason)
+	}
 	Expect(err).NotTo(HaveOccurred())
 	Expect(v1alpha1.AddToScheme(env.Kube.Resources().GetScheme())).To(Succeed())
 	GinkgoWriter.Printf("target %s: cluster %s, artifacts in %s\n", target.Name(), env.Cluster.Name, env.Artifacts)

@@ -85,7 +85,7 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		Expect(env.Kube.Resources().Create(ctx, cr)).To(Succeed())
 	})
 
-	It("converges and creates the OIDC provider, the controller's IRSA, both profile roles and Profiles", Label("local", "kind", "eks"), func(ctx SpecContext) {
+	It("converges and creates the OIDC provider, the controller's IRSA, both profile roles and Profiles", Label("local", "node", "kind", "eks"), func(ctx SpecContext) {
 		cr = waitReady(ctx, name)
 		Expect(cr.Status.AccountID).To(Equal(env.Cluster.ExpectAccountID))
 		Expect(cr.Status.OIDCIssuerURL).To(Equal(env.Cluster.ExpectIssuerURL))
@@ -110,8 +110,8 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 			Expect(err).NotTo(HaveOccurred())
 			doc, err := policy.Parse(aws.ToString(version.PolicyVersion.Document))
 			Expect(err).NotTo(HaveOccurred())
-			want := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"EditProfileRoleTrust","Effect":"Allow","Action":["iam:GetRole","iam:UpdateAssumeRolePolicy"],"Resource":"arn:aws:iam::%s:role/kubeflow/%s/*"}]}`,
-				env.Cluster.ExpectAccountID, env.Cluster.Name)
+			want := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"EditProfileRoleTrust","Effect":"Allow","Action":["iam:GetRole","iam:UpdateAssumeRolePolicy"],"Resource":"arn:aws:iam::%s:role/kubeflow/%s/*","Condition":{"StringEqualsIfExists":{"aws:ResourceTag/kubeflow.aws/cluster":%q}}}]}`,
+				env.Cluster.ExpectAccountID, env.Cluster.Name, env.Cluster.Name)
 			Expect(policy.Equal(doc, mustParse(want))).To(BeTrue(), "controller policy %s", doc.Marshal())
 		}
 
@@ -142,16 +142,11 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		Expect(inline.PolicyNames).To(ConsistOf("read-account"))
 	})
 
-	It("issues A's role only to a token of A's default-editor", Label("local", "kind", "eks"), func(ctx SpecContext) {
+	It("issues A's role only to a token of A's default-editor", Label("local", "node", "kind", "eks"), func(ctx SpecContext) {
 		cr = waitReady(ctx, name)
 		roleA, roleB := profileStatus(cr, profileA).RoleARN, profileStatus(cr, profileB).RoleARN
 		if ok, why := target.Has(framework.NeedsKubeflow); !ok {
-			By(fmt.Sprintf("%s: creating namespace %s and service account %s, as Kubeflow's profile controller would", target.Name(), profileA, editor))
-			GinkgoWriter.Printf("note: %s\n", why)
-			Expect(env.EnsureNamespaceAndServiceAccount(ctx, profileA, editor)).To(Succeed())
-			DeferCleanup(func(ctx SpecContext) {
-				_ = env.Clientset.CoreV1().Namespaces().Delete(ctx, profileA, metav1.DeleteOptions{})
-			})
+			standInForKubeflow(ctx, why, profileA, profileB)
 		} else {
 			By("waiting for Kubeflow's profile controller to create " + profileA + "/" + editor)
 			Eventually(func() error {
@@ -239,7 +234,60 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		}
 	})
 
-	It("repairs drift: a removed annotation and a detached policy come back", Label("local", "kind", "eks"), func(ctx SpecContext) {
+	It("gives a notebook pod in A exactly A's credentials from the kubelet's projected token", Label("node", "needs:pod"), func(ctx SpecContext) {
+		cr = waitReady(ctx, name)
+		roleA, roleB := profileStatus(cr, profileA).RoleARN, profileStatus(cr, profileB).RoleARN
+		standInForKubeflow(ctx, "Kubeflow's profile controller is not installed on "+target.Name(), profileA, profileB)
+		By(target.Name() + ": the EKS pod identity webhook is not installed (its Go module is not served here), so the suite writes its documented mutation into the pods")
+
+		By("a notebook in A, running as default-editor, gets credentials through the SDK's default chain")
+		phase, log, err := env.RunToCompletion(ctx, env.WebIdentityPod(profileA, "e2e-notebook-a", roleA))
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("notebook in %s:\n%s", profileA, log)
+		Expect(phase).To(Equal(corev1.PodSucceeded), log)
+		Expect(log).To(ContainSubstring("token file: " + framework.TokenPath))
+		Expect(log).To(MatchRegexp(`caller: arn:aws:sts::\d{12}:assumed-role/` + roleName(roleA) + `/\S+`))
+
+		By("the kubelet's token for A satisfies A's trust and not B's")
+		claimsA := claimsIn(log)
+		Expect(claimsA.Issuer).To(Equal(env.Cluster.ExpectIssuerURL))
+		Expect(claimsA.Subject).To(Equal(policy.ServiceAccountSubject(profileA, editor)))
+		Expect(claimsA.Audience).To(ConsistOf(policy.Audience))
+		Expect(allowed(ctx, cr, roleA, claimsA)).To(BeTrue())
+		Expect(allowed(ctx, cr, roleB, claimsA)).To(BeFalse())
+
+		By("the same notebook in B's namespace, given A's role, is refused")
+		phase, log, err = env.RunToCompletion(ctx, env.WebIdentityPod(profileB, "e2e-notebook-b-as-a", roleA))
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("notebook in %s with A's role:\n%s", profileB, log)
+		Expect(phase).To(Equal(corev1.PodFailed), log)
+		Expect(log).To(ContainSubstring("AccessDenied"))
+		Expect(allowed(ctx, cr, roleA, claimsIn(log))).To(BeFalse(), "B's token does not satisfy A's trust")
+	})
+
+	It("rolls the profile controller's pods once when its role changes", Label("node", "needs:pod"), func(ctx SpecContext) {
+		cr = waitReady(ctx, name)
+		By("a stand-in for Kubeflow's profiles-deployment, running a small image")
+		dep := profilesDeployment(env.PauseImage)
+		Expect(env.Kube.Resources().Create(ctx, dep)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { _ = env.Kube.Resources().Delete(ctx, dep) })
+		first := cr.Status.ProfileController.Role.ARN
+		waitRolledTo(ctx, dep, first)
+
+		By("a new role for the profile controller rolls its pods, the Deployment controller doing the rollout")
+		renamed := "kf-profile-controller-" + name
+		DeferCleanup(func(ctx SpecContext) { deleteRole(ctx, renamed) })
+		updateSpec(ctx, name, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.ProfileController.RoleName = renamed })
+		Eventually(func() string { return waitReady(ctx, name).Status.ProfileController.Role.ARN }).Should(HaveSuffix("/" + renamed))
+		waitRolledTo(ctx, dep, waitReady(ctx, name).Status.ProfileController.Role.ARN)
+
+		By("and back")
+		updateSpec(ctx, name, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.ProfileController.RoleName = "" })
+		Eventually(func() string { return waitReady(ctx, name).Status.ProfileController.Role.ARN }).Should(Equal(first))
+		waitRolledTo(ctx, dep, first)
+	})
+
+	It("repairs drift: a removed annotation and a detached policy come back", Label("local", "node", "kind", "eks"), func(ctx SpecContext) {
 		cr = waitReady(ctx, name)
 		sa, err := env.Clientset.CoreV1().ServiceAccounts("kubeflow").Get(ctx, controllerSA, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
@@ -261,7 +309,7 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		Eventually(func() []string { return attached(ctx, roleA) }).Should(ConsistOf(policyA))
 	})
 
-	It("keeps the Profiles and roles when deleted with the default policy", Label("local", "kind", "eks", "teardown"), func(ctx SpecContext) {
+	It("keeps the Profiles and roles when deleted with the default policy", Label("local", "node", "kind", "eks", "teardown"), func(ctx SpecContext) {
 		cr = waitReady(ctx, name)
 		roles := []string{roleName(profileStatus(cr, profileA).RoleARN), roleName(profileStatus(cr, profileB).RoleARN)}
 		Expect(env.Kube.Resources().Delete(ctx, cr)).To(Succeed())
@@ -277,9 +325,19 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 			_, err := env.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r)})
 			Expect(err).NotTo(HaveOccurred(), "role %s must survive", r)
 		}
+		if ok, _ := target.Has(framework.NeedsPod); ok {
+			By("no namespace is deleted, with the controller manager's garbage collector running")
+			Consistently(func(g Gomega) {
+				for _, p := range []string{profileA, profileB} {
+					ns, err := env.Clientset.CoreV1().Namespaces().Get(ctx, p, metav1.GetOptions{})
+					g.Expect(err).NotTo(HaveOccurred())
+					g.Expect(ns.DeletionTimestamp).To(BeNil(), "namespace %s", p)
+				}
+			}, 5*time.Second, pollInterval).Should(Succeed())
+		}
 	})
 
-	It("deletes every IAM resource and Profile it created when asked", Label("local", "kind", "eks", "teardown"), func(ctx SpecContext) {
+	It("deletes every IAM resource and Profile it created when asked", Label("local", "node", "kind", "eks", "teardown"), func(ctx SpecContext) {
 		By("the same object, recreated with the Delete policy, takes the retained resources back")
 		cr = newSpec(v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyDelete, ClusterIAM: v1alpha1.DeletionPolicyDelete})
 		Expect(env.Kube.Resources().Create(ctx, cr)).To(Succeed())
@@ -288,8 +346,35 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 			Expect(profileStatus(cr, p).State).To(Equal(v1alpha1.ProfileStateManaged))
 		}
 		created := createdResources(cr)
+		standIn := false
+		if ok, why := target.Has(framework.NeedsKubeflow); !ok {
+			By(fmt.Sprintf("%s: %s; the suite holds each Profile with the finalizer Kubeflow puts on it", target.Name(), why))
+			standIn = true
+			for _, p := range []string{profileA, profileB} {
+				setFinalizer(ctx, p, true)
+			}
+		}
 
 		Expect(env.Kube.Resources().Delete(ctx, cr)).To(Succeed())
+		if standIn {
+			By("the Profiles go only after the Kubeflow finalizer is released, and the roles only after them")
+			Eventually(func(g Gomega) {
+				for _, p := range []string{profileA, profileB} {
+					profile := desired.NewProfileObject()
+					g.Expect(env.Kube.Resources().Get(ctx, p, "", profile)).To(Succeed())
+					g.Expect(profile.GetDeletionTimestamp()).NotTo(BeNil(), "Profile %s is being deleted", p)
+				}
+			}).Should(Succeed())
+			Consistently(func(g Gomega) {
+				for _, r := range created.roles {
+					_, err := env.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r)})
+					g.Expect(err).NotTo(HaveOccurred(), "role %s is kept while its Profile exists", r)
+				}
+			}, 3*time.Second, pollInterval).Should(Succeed())
+			for _, p := range []string{profileA, profileB} {
+				setFinalizer(ctx, p, false)
+			}
+		}
 		Expect(wait.For(conditions.New(env.Kube.Resources()).ResourceDeleted(cr), wait.WithContext(ctx), wait.WithTimeout(defaultTimeout), wait.WithInterval(pollInterval))).To(Succeed())
 		for _, p := range []string{profileA, profileB} {
 			err := env.Kube.Resources().Get(ctx, p, "", desired.NewProfileObject())
@@ -306,6 +391,21 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 			Expect(err).To(MatchError(ContainSubstring("NoSuchEntity")))
 		} else {
 			GinkgoWriter.Println("the OIDC provider existed before the suite and is left as it was")
+		}
+		if ok, _ := target.Has(framework.NeedsPod); ok && standIn {
+			By("the Profiles' namespaces go with them, through the garbage collector")
+			Eventually(func(g Gomega) {
+				for _, p := range []string{profileA, profileB} {
+					_, err := env.Clientset.CoreV1().Namespaces().Get(ctx, p, metav1.GetOptions{})
+					g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "namespace %s: %v", p, err)
+				}
+			}).Should(Succeed())
+		}
+	})
+
+	AfterAll(func(ctx SpecContext) {
+		for _, p := range []string{profileA, profileB} {
+			_ = env.Clientset.CoreV1().Namespaces().Delete(ctx, p, metav1.DeleteOptions{})
 		}
 	})
 })

@@ -3,10 +3,10 @@
 # lacks is skipped with the reason, and the script exits 0: skipping is not
 # passing, and the output says so.
 #
-# Usage: scripts/e2e.sh <local|kind|eks> <envtest-assets-dir> [go test / ginkgo flags...]
+# Usage: scripts/e2e.sh <local|node|kind|eks> <envtest-assets-dir> [go test / ginkgo flags...]
 set -euo pipefail
 
-target=${1:?target: local, kind or eks}
+target=${1:?target: local, node, kind or eks}
 assets=${2:?directory with kube-apiserver and etcd}
 shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +20,12 @@ skip() {
 
 case "$target" in
 local) ;;
+node)
+  [[ "$(id -u)" == 0 ]] || skip "it needs root, for containerd, the kubelet, kube-proxy and the CNI bridge"
+  for c in containerd runc; do
+    command -v "$c" >/dev/null 2>&1 || command -v apt-get >/dev/null 2>&1 || skip "$c is not installed and apt-get is not here to install it"
+  done
+  ;;
 kind)
   command -v docker >/dev/null 2>&1 || skip "docker not found"
   docker info >/dev/null 2>&1 || skip "the Docker engine is not reachable (docker info failed)"
@@ -29,13 +35,23 @@ eks)
   [[ -n "${AWS_REGION:-}" ]] || skip "no AWS_REGION"
   ;;
 *)
-  echo "unknown target $target: use local, kind or eks" >&2
+  echo "unknown target $target: use local, node, kind or eks" >&2
   exit 2
   ;;
 esac
 
 echo "== building the local environment helper"
 go build -o bin/localenv ./hack/localenv
+if [[ "$target" == node ]]; then
+  echo "== building the node: its components, nodeenv, and the images (without Docker)"
+  scripts/node-binaries.sh "${E2E_K8S_VERSION:?the Kubernetes version of the assets}" "$assets" >/dev/null
+  go build -o bin/nodeenv ./hack/nodeenv
+  mkdir -p bin/static
+  for p in ./cmd:manager ./e2e/workloads/pause:pause ./e2e/workloads/notebook:notebook; do
+    CGO_ENABLED=0 go build -trimpath -o "bin/static/${p#*:}" "${p%%:*}"
+  done
+  go run ./hack/image -out bin/images -manager bin/static/manager -pause bin/static/pause -notebook bin/static/notebook
+fi
 
 echo "== running the e2e suite on target $target"
 E2E_TARGET="$target" E2E_ASSETS="$(cd "$assets" && pwd)" \

@@ -11,9 +11,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
 
+	"github.com/awskubeflowprofiles/operator/internal/desired"
 	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
 
@@ -40,9 +42,19 @@ func DecodeClaims(token string) (Claims, error) { return policy.DecodeClaims(tok
 
 // EnsureNamespaceAndServiceAccount creates what Kubeflow's profile
 // controller creates for a Profile (its namespace and default-editor) on
-// targets without that controller.
+// targets without that controller. As Kubeflow does, the namespace is owned
+// by the Profile, so where a garbage collector runs, deleting the Profile
+// deletes the namespace.
 func (e *Env) EnsureNamespaceAndServiceAccount(ctx context.Context, namespace, name string) error {
-	_, err := e.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	profile := desired.NewProfileObject()
+	if err := e.Kube.Resources().Get(ctx, namespace, "", profile); err != nil {
+		return fmt.Errorf("reading Kubeflow Profile %s: %w", namespace, err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace, OwnerReferences: []metav1.OwnerReference{{
+		APIVersion: desired.ProfileGVK.GroupVersion().String(), Kind: desired.ProfileGVK.Kind,
+		Name: profile.GetName(), UID: profile.GetUID(), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}}}}
+	_, err := e.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
@@ -51,6 +63,65 @@ func (e *Env) EnsureNamespaceAndServiceAccount(ctx context.Context, namespace, n
 		return err
 	}
 	return nil
+}
+
+// TokenPath is where the EKS pod identity webhook mounts the projected
+// service-account token.
+const TokenPath = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+
+// WebIdentityPod is a notebook stand-in, running as default-editor in
+// namespace, with the EKS pod identity webhook's documented mutation for
+// roleARN written into it: AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE,
+// AWS_REGION, AWS_STS_REGIONAL_ENDPOINTS, and a projected service-account
+// token for the sts.amazonaws.com audience. It is for targets without the
+// webhook, whose module cannot be built here.
+func (e *Env) WebIdentityPod(namespace, name, roleARN string) *corev1.Pod {
+	env := []corev1.EnvVar{
+		{Name: "AWS_ROLE_ARN", Value: roleARN},
+		{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: TokenPath},
+		{Name: "AWS_REGION", Value: e.Cluster.Region},
+		{Name: "AWS_DEFAULT_REGION", Value: e.Cluster.Region},
+		{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"},
+	}
+	if e.PodAWSEndpoint != "" {
+		// The SDK's web identity provider calls STS with its own client,
+		// which takes the STS-specific endpoint, not the global one.
+		env = append(env, corev1.EnvVar{Name: "AWS_ENDPOINT_URL", Value: e.PodAWSEndpoint},
+			corev1.EnvVar{Name: "AWS_ENDPOINT_URL_STS", Value: e.PodAWSEndpoint})
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app": "awskubeflowprofiles-e2e"}},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "default-editor",
+			RestartPolicy:      corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "notebook", Image: e.NotebookImage, ImagePullPolicy: corev1.PullNever, Env: env,
+				VolumeMounts: []corev1.VolumeMount{{Name: "aws-iam-token", MountPath: "/var/run/secrets/eks.amazonaws.com/serviceaccount", ReadOnly: true}},
+			}},
+			Volumes: []corev1.Volume{{Name: "aws-iam-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+					Audience: "sts.amazonaws.com", ExpirationSeconds: ptr.To[int64](86400), Path: "token",
+				}}},
+			}}}},
+		},
+	}
+}
+
+// RunToCompletion creates the pod, waits until it has run to its end, and
+// returns its phase and log, read through the kubelet.
+func (e *Env) RunToCompletion(ctx context.Context, pod *corev1.Pod) (corev1.PodPhase, string, error) {
+	if err := e.Kube.Resources().Create(ctx, pod); err != nil {
+		return "", "", err
+	}
+	done := func(obj k8s.Object) bool {
+		p := obj.(*corev1.Pod)
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	}
+	if err := wait.For(conditions.New(e.Kube.Resources()).ResourceMatch(pod, done), wait.WithTimeout(3*time.Minute), wait.WithInterval(time.Second), wait.WithContext(ctx)); err != nil {
+		return pod.Status.Phase, "", fmt.Errorf("waiting for pod %s/%s to end: %w", pod.Namespace, pod.Name, err)
+	}
+	raw, err := e.Clientset.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	return pod.Status.Phase, string(raw), err
 }
 
 // AWSCLIImage runs `aws` in the notebook stand-in pod.

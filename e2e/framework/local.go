@@ -40,10 +40,16 @@ func (*localTarget) Has(c Capability) (bool, string) {
 func (t *localTarget) assets() string { return os.Getenv("E2E_ASSETS") }
 
 func (t *localTarget) Unavailable(context.Context) string {
-	for _, f := range []string{filepath.Join(t.assets(), "kube-apiserver"), filepath.Join(t.assets(), "etcd"),
-		filepath.Join(t.root, "bin", "manager"), filepath.Join(t.root, "bin", "localenv")} {
+	return missing("local", filepath.Join(t.assets(), "kube-apiserver"), filepath.Join(t.assets(), "etcd"),
+		filepath.Join(t.root, "bin", "manager"), filepath.Join(t.root, "bin", "localenv"))
+}
+
+// missing names the first of the files a target's runner builds that is not
+// there, and how to get it, or is "".
+func missing(target string, files ...string) string {
+	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {
-			return fmt.Sprintf("local: %s is missing; run it through `make test-e2e E2E_TARGET=local`, which builds it", f)
+			return fmt.Sprintf("%s: %s is missing; run it through `make test-e2e E2E_TARGET=%s`, which builds it", target, f, target)
 		}
 	}
 	return ""

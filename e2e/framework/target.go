@@ -1,9 +1,10 @@
 // Package framework gives the e2e specs one view of a cluster and an AWS
 // account, whatever the target: local (a real control plane and kumo, the
 // operator as a process), kind (LocalStack, the pod identity webhook and
-// Kubeflow's profile controller in a kind cluster) or eks (an existing EKS
-// cluster and real IAM). Specs declare what they need with labels; a target
-// that cannot provide it skips them with the reason.
+// Kubeflow's profile controller in a kind cluster), node (a real single-node
+// cluster on this machine, kumo on the host, the operator as a pod) or eks
+// (an existing EKS cluster and real IAM). Specs declare what they need with
+// labels; a target that cannot provide it skips them with the reason.
 package framework
 
 import (
@@ -83,6 +84,13 @@ type Env struct {
 	Artifacts string
 	// Logs returns the tail of the operator's log, for failure reports.
 	Logs func() string
+
+	// PodAWSEndpoint is where pods reach the AWS emulator, on targets whose
+	// pods need one ("" for real AWS).
+	PodAWSEndpoint string
+	// NotebookImage and PauseImage are the images the node target built for
+	// the notebook stand-in and for pods that only need to run.
+	NotebookImage, PauseImage string
 }
 
 // connect builds the clients of an Env for the cluster at cfg and AWS at
@@ -121,8 +129,10 @@ func New() (Target, error) {
 		return &kindTarget{root: root}, nil
 	case "eks":
 		return &eksTarget{root: root}, nil
+	case "node":
+		return &nodeTarget{root: root}, nil
 	default:
-		return nil, fmt.Errorf("unknown E2E_TARGET %q: use local, kind or eks", name)
+		return nil, fmt.Errorf("unknown E2E_TARGET %q: use local, node, kind or eks", name)
 	}
 }
 
@@ -147,7 +157,7 @@ func SkipReason(t Target, labels []string) string {
 func targetLabels(labels []string) []string {
 	var out []string
 	for _, l := range labels {
-		if l == "local" || l == "kind" || l == "eks" {
+		if l == "local" || l == "node" || l == "kind" || l == "eks" {
 			out = append(out, l)
 		}
 	}
@@ -174,3 +184,9 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// UnavailableError is a Start that found, only by trying, that this machine
+// cannot run the target. The suite skips with its reason.
+type UnavailableError struct{ Reason string }
+
+func (e *UnavailableError) Error() string { return e.Reason }
