@@ -49,6 +49,9 @@ func startProcess(name, logDir string, env []string, bin string, args ...string)
 
 // exited reports whether the process has ended, with its error.
 func (p *process) exited() (bool, error) {
+	if p == nil {
+		return false, nil
+	}
 	select {
 	case err := <-p.done:
 		p.done <- err
@@ -68,12 +71,14 @@ func (p *process) stop(grace time.Duration) error {
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case err := <-p.done:
+		// Kept for exited: how it ended is the caller's to judge.
+		p.done <- err
 		return nil
 	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("%s did not stop within %s and was killed", p.name, grace)
+		p.done <- <-p.done
+		return fmt.Errorf("%s did not stop within %s and was killed; what it started may still run (see %s)", p.name, grace, p.logPath)
 	}
 }
 
@@ -96,13 +101,17 @@ func (p *process) tail(lines int) string {
 // waitForFile polls until path exists or the deadline passes, failing early
 // when the process that should write it exits.
 func waitForFile(ctx context.Context, path string, p *process, timeout time.Duration) error {
-	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		if ended, err := p.exited(); ended {
 			return false, fmt.Errorf("%s exited before writing %s (%v):\n%s", p.name, path, err, p.tail(30))
 		}
 		_, err := os.Stat(path)
 		return err == nil, nil
 	})
+	if ended, _ := p.exited(); err != nil && !ended {
+		return fmt.Errorf("%s has not written %s within %s (%w); its log ends:\n%s", p.name, path, timeout, err, p.tail(10))
+	}
+	return err
 }
 
 // waitForHTTP polls url until it answers 200.
