@@ -296,6 +296,23 @@ state = %q
 	return nil
 }
 
+// createBridge makes the pods' bridge with the gateway's address before
+// anything listens, so kumo can listen there rather than on every
+// interface: it is unauthenticated, and only this machine and its pods are
+// to reach it. The CNI bridge plugin takes the bridge over as it finds it.
+func createBridge() error {
+	for _, args := range [][]string{
+		{"link", "add", bridgeName, "type", "bridge"},
+		{"addr", "add", podGateway + "/24", "dev", bridgeName},
+		{"link", "set", bridgeName, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
 func (n *node) cniConfDir() string { return filepath.Join(n.run, "cni", "net.d") }
 
 // writeCNI configures the bridge the pods are on: the host is its gateway,
@@ -336,7 +353,7 @@ func (n *node) startKubelet(ctx context.Context) error {
 	}
 	conf := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-# The host is cgroup v1, which kubelet 1.37 refuses by default.
+# Hosts with cgroup v1 (this project's machines) are refused by kubelet 1.37 by default.
 failCgroupV1: false
 cgroupDriver: cgroupfs
 failSwapOn: false

@@ -23,6 +23,9 @@ var sysctls = []string{
 	"net.ipv4.conf.all.route_localnet",
 	"net.bridge.bridge-nf-call-iptables",
 	"net.bridge.bridge-nf-call-ip6tables",
+	"vm.panic_on_oom",
+	"kernel.keys.root_maxkeys",
+	"kernel.keys.root_maxbytes",
 }
 
 // hostPaths are the places outside the run's folder where the node's
@@ -39,8 +42,9 @@ var hostPaths = []string{
 	"/var/lib/containerd",
 }
 
-// cgroupRoots are where the kubelet's cgroupfs driver makes kubepods.
-const cgroupRoots = "/sys/fs/cgroup"
+// kubePodsGlobs are where the kubelet's cgroupfs driver makes kubepods: in
+// each controller's hierarchy under cgroup v1, at the root under v2.
+var kubePodsGlobs = []string{"/sys/fs/cgroup/*/kubepods*", "/sys/fs/cgroup/kubepods*"}
 
 // hostState is what a run may change on the machine: sysctls, iptables
 // tables and rules, cgroups, network links, mounts and directories.
@@ -151,7 +155,11 @@ func unescapeMount(s string) string {
 // kubePods are the kubepods cgroups of every hierarchy, deepest first.
 func kubePods() []string {
 	var out []string
-	roots, _ := filepath.Glob(filepath.Join(cgroupRoots, "*", "kubepods*"))
+	var roots []string
+	for _, g := range kubePodsGlobs {
+		m, _ := filepath.Glob(g)
+		roots = append(roots, m...)
+	}
 	for _, root := range roots {
 		_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
 			if err == nil && info.IsDir() {
@@ -175,6 +183,64 @@ func nodeProcesses() []string {
 	return out
 }
 
+// runDirPrefix starts the name of every run's folder; a process whose
+// command line names one belongs to a node run.
+const runDirPrefix = "awskubeflowprofiles-node-"
+
+// runProcesses are the pids of processes of a node run.
+func runProcesses() []string {
+	out, _ := exec.Command("pgrep", "-f", runDirPrefix).Output()
+	return strings.Fields(string(out))
+}
+
+// leftovers is what a run killed before it could restore the host left:
+// its bridge, kubepods cgroups and processes (pids). A run must not take
+// them for the host's own state.
+func leftovers(st hostState, pids []string) []string {
+	var out []string
+	if slices.Contains(st.Links, bridgeName) {
+		out = append(out, "the bridge "+bridgeName+" (ip link delete "+bridgeName+")")
+	}
+	if len(st.KubePods) > 0 {
+		out = append(out, fmt.Sprintf("%d kubepods cgroups (rmdir them, deepest first, under %s)", len(st.KubePods), strings.Join(kubePodsGlobs, " and ")))
+	}
+	if len(pids) > 0 {
+		out = append(out, "processes of a node run (pkill -f "+runDirPrefix+"; pids "+strings.Join(pids, " ")+")")
+	}
+	return out
+}
+
+// ourMount and ourLink are whether a mount or link is one a node run makes: under the run's
+// folder or the places the components write to, or the bridge and its
+// veths. Nothing else on the host is the run's to undo.
+func ourMount(m, runDir string) bool {
+	if strings.HasPrefix(m, runDir+"/") || m == runDir {
+		return true
+	}
+	for _, p := range hostPaths {
+		if m == p || strings.HasPrefix(m, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func ourLink(name string) bool { return name == bridgeName || strings.HasPrefix(name, "veth") }
+
+// ourTable is whether an nftables table is one kube-proxy, the kubelet or
+// the CNI plugins make, directly or through iptables-nft.
+func ourTable(t string) bool {
+	f := strings.Fields(t) // table <family> <name>
+	if len(f) != 3 {
+		return false
+	}
+	switch f[2] {
+	case "filter", "nat", "mangle", "raw", "security", "kube-proxy":
+		return f[1] == "ip" || f[1] == "ip6" || f[1] == "inet"
+	}
+	return false
+}
+
 // restore undoes what the run changed, as measured against before, once
 // every process of the run has stopped. It works through all of it even if
 // a step fails, and reports every failure.
@@ -189,7 +255,7 @@ func restore(before hostState, runDir string, log func(string, ...any)) error {
 	}
 	slices.Reverse(now)
 	for _, m := range now {
-		if slices.Contains(before.Mounts, m) {
+		if slices.Contains(before.Mounts, m) || !ourMount(m, runDir) {
 			continue
 		}
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
@@ -200,7 +266,7 @@ func restore(before hostState, runDir string, log func(string, ...any)) error {
 	}
 	ifaces, _ := net.Interfaces()
 	for _, i := range ifaces {
-		if !slices.Contains(before.Links, i.Name) {
+		if !slices.Contains(before.Links, i.Name) && ourLink(i.Name) {
 			if err := exec.Command("ip", "link", "delete", i.Name).Run(); err != nil {
 				fail("deleting link %s: %v", i.Name, err)
 			} else {
@@ -217,7 +283,7 @@ func restore(before hostState, runDir string, log func(string, ...any)) error {
 	}
 	if out, err := exec.Command("nft", "list", "tables").Output(); err == nil {
 		for _, t := range sortedLines(string(out)) {
-			if slices.Contains(before.NFTables, t) {
+			if slices.Contains(before.NFTables, t) || !ourTable(t) {
 				continue
 			}
 			args := append([]string{"delete"}, strings.Fields(t)...)

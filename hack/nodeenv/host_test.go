@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -46,5 +47,59 @@ func TestDiffNamesWhatChanged(t *testing.T) {
 		"/var/lib/kubelet exists: true, did: false",
 		"kubepods cgroups: 1, were 0",
 		"running: [kubelet], were []",
+	))
+}
+
+// Teardown undoes only what a node run makes, never the rest of the host.
+func TestRestoreTouchesOnlyWhatARunMakes(t *testing.T) {
+	run := "/tmp/awskubeflowprofiles-node-123"
+	cases := []struct {
+		what string
+		ours bool
+	}{
+		{"mount " + run + "/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs", true},
+		{"mount /var/lib/kubelet/pods/uid/volumes/kubernetes.io~projected/token", true},
+		{"mount /run/netns/cni-1234", true},
+		{"mount /tmp/awskubeflowprofiles-node-1234", false},
+		{"mount /mnt/usb", false},
+		{"mount /var/lib/kubelet-other", false},
+		{"link akp0", true},
+		{"link veth1a2b3c", true},
+		{"link docker0", false},
+		{"link wg0", false},
+		{"table ip nat", true},
+		{"table ip6 filter", true},
+		{"table ip kube-proxy", true},
+		{"table inet firewalld", false},
+		{"table ip nat extra", false},
+		{"table bridge filter", false},
+	}
+	for _, tc := range cases {
+		kind, name, _ := strings.Cut(tc.what, " ")
+		var got bool
+		switch kind {
+		case "mount":
+			got = ourMount(name, run)
+		case "link":
+			got = ourLink(name)
+		case "table":
+			got = ourTable(tc.what)
+		}
+		if got != tc.ours {
+			t.Errorf("%s: ours = %v, want %v", tc.what, got, tc.ours)
+		}
+	}
+}
+
+// A run killed before it restored the host is named, with how to clean up,
+// rather than taken as the host's own state.
+func TestLeftoversOfAKilledRun(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(leftovers(hostState{Links: []string{"eth0", "lo"}}, nil)).To(BeEmpty())
+	left := leftovers(hostState{Links: []string{"akp0", "eth0"}, KubePods: []string{"/sys/fs/cgroup/cpu/kubepods/burstable", "/sys/fs/cgroup/cpu/kubepods"}}, []string{"4242"})
+	g.Expect(left).To(ConsistOf(
+		"the bridge akp0 (ip link delete akp0)",
+		ContainSubstring("2 kubepods cgroups (rmdir them"),
+		"processes of a node run (pkill -f awskubeflowprofiles-node-; pids 4242)",
 	))
 }

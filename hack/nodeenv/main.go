@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -109,9 +110,6 @@ func main() {
 
 // prerequisites installs what is missing, or says why the node cannot run.
 func prerequisites(log func(string, ...any)) error {
-	if os.Geteuid() != 0 {
-		return unavailable{"it needs root, for containerd, the kubelet, kube-proxy and the CNI bridge"}
-	}
 	var missing []string
 	for cmd, pkg := range packages {
 		if strings.HasPrefix(cmd, "/") {
@@ -129,6 +127,14 @@ func prerequisites(log func(string, ...any)) error {
 		return unavailable{fmt.Sprintf("the Debian packages %s are missing and apt-get is not here", strings.Join(missing, ", "))}
 	}
 	log("installing %s with apt-get", strings.Join(missing, ", "))
+	// Where an init system runs, installing containerd would start the
+	// host's own containerd, which the node must not share the machine with.
+	const policyRC = "/usr/sbin/policy-rc.d"
+	if _, err := os.Lstat(policyRC); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(policyRC, []byte("#!/bin/sh\n# nodeenv: start no service while it installs packages\nexit 101\n"), 0o755); err == nil {
+			defer os.Remove(policyRC)
+		}
+	}
 	if out, err := exec.Command("apt-get", "update").CombinedOutput(); err != nil {
 		return unavailable{fmt.Sprintf("apt-get update failed: %v: %s", err, lastLine(out))}
 	}
@@ -145,17 +151,21 @@ func lastLine(b []byte) string {
 	return lines[len(lines)-1]
 }
 
+// lockPath is the machine-wide lock of node runs.
+const lockPath = "/run/lock/awskubeflowprofiles-node.lock"
+
 // lock takes the machine-wide lock of node runs, waiting for a running one.
 func lock(log func(string, ...any)) (func(), error) {
-	f, err := os.OpenFile("/run/lock/awskubeflowprofiles-node.lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		f, err = os.OpenFile(filepath.Join(os.TempDir(), "awskubeflowprofiles-node.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	// One fixed path, whatever TMPDIR says, so every run sees the same lock.
+	if err := os.MkdirAll("/run/lock", 0o755); err != nil {
+		return nil, err
 	}
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		log("another node run holds the lock; waiting for it")
+		log("another node run holds %s; waiting for it to end", lockPath)
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 			return nil, err
 		}
@@ -167,23 +177,30 @@ func up(assets, images, envFile, logs, cluster string, log func(string, ...any))
 	if assets == "" || images == "" || envFile == "" {
 		return errors.New("--assets, --images and --env-file are required")
 	}
-	if err := prerequisites(log); err != nil {
-		return err
+	if os.Geteuid() != 0 {
+		return unavailable{"it needs root, for containerd, the kubelet, kube-proxy and the CNI bridge"}
 	}
+	// The lock comes first: two runs must not install packages at once.
 	unlock, err := lock(log)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	if err := prerequisites(log); err != nil {
+		return err
+	}
 
 	before, err := snapshot()
 	if err != nil {
 		return fmt.Errorf("reading the host's state: %w", err)
 	}
+	if left := leftovers(before, runProcesses()); len(left) > 0 {
+		return fmt.Errorf("an earlier node run that was killed outright left %s behind; remove it, then run again", strings.Join(left, ", "))
+	}
 	if len(before.Processes) > 0 {
 		return unavailable{fmt.Sprintf("node components already run on this machine (%s); stop them first", strings.Join(before.Processes, ", "))}
 	}
-	run, err := os.MkdirTemp("", "awskubeflowprofiles-node-")
+	run, err := os.MkdirTemp("", runDirPrefix)
 	if err != nil {
 		return err
 	}
@@ -259,7 +276,10 @@ func (n *node) bringUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.kumo = awsiamtest.StartWith(awsiamtest.Options{ListenAddr: "0.0.0.0:0", TokenKey: key})
+	if err := createBridge(); err != nil {
+		return fmt.Errorf("creating the pods' bridge %s: %w", bridgeName, err)
+	}
+	n.kumo = awsiamtest.StartWith(awsiamtest.Options{ListenAddr: net.JoinHostPort(podGateway, "0"), TokenKey: key})
 	if n.issuer, err = n.kumo.CreateCluster(ctx, n.cluster); err != nil {
 		return fmt.Errorf("creating EKS cluster %s in kumo: %w", n.cluster, err)
 	}
@@ -318,7 +338,9 @@ func (n *node) writeEnv(path string) error {
 	}
 	vars := []string{
 		"KUBECONFIG=" + admin,
-		"AWS_ENDPOINT_URL=http://127.0.0.1:" + port,
+		// kumo listens only on the bridge's gateway, which the host reaches
+		// as one of its own addresses.
+		"AWS_ENDPOINT_URL=http://" + podGateway + ":" + port,
 		"NODE_POD_AWS_ENDPOINT_URL=http://" + podGateway + ":" + port,
 		"NODE_CLUSTER=" + n.cluster,
 		"NODE_OIDC_ISSUER=" + n.issuer,
@@ -350,11 +372,17 @@ func (n *node) teardown() {
 			_ = exec.Command(filepath.Join(n.assets, "kube-proxy"), "--cleanup", "--config", n.kubeProxyConfig).Run()
 		}
 	}
-	// Shims outlive containerd; their containers were killed above.
-	_ = exec.Command("pkill", "-KILL", "-x", "containerd-shim-runc-v2").Run()
+	// This run's shims outlive its containerd (their containers were killed
+	// above); they name its socket on their command line. Another
+	// containerd's shims are not this run's to stop.
+	if n.containerdSock != "" {
+		_ = exec.Command("pkill", "-KILL", "-f", "containerd-shim-runc-v2 .*-address "+regexp.QuoteMeta(n.containerdSock)).Run()
+	}
 	// The pods' logs are the kubelet's, under /var/log/pods, which restore
-	// removes: keep a copy with the components' logs.
-	if out, err := exec.Command("cp", "-r", "/var/log/pods", filepath.Join(n.logs, "pods")).CombinedOutput(); err != nil {
+	// removes: keep a copy with the components' logs, this run's only.
+	podLogs := filepath.Join(n.logs, "pods")
+	_ = os.RemoveAll(podLogs)
+	if out, err := exec.Command("cp", "-r", "/var/log/pods", podLogs).CombinedOutput(); err != nil {
 		n.log("keeping the pods' logs: %v: %s", err, out)
 	}
 	if n.kumo != nil {
