@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -246,7 +247,7 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		GinkgoWriter.Printf("notebook in %s:\n%s", profileA, log)
 		Expect(phase).To(Equal(corev1.PodSucceeded), log)
 		Expect(log).To(ContainSubstring("token file: " + framework.TokenPath))
-		Expect(log).To(MatchRegexp(`caller: arn:aws:sts::\d{12}:assumed-role/` + roleName(roleA) + `/\S+`))
+		Expect(log).To(MatchRegexp(`caller: arn:aws:sts::\d{12}:assumed-role/` + regexp.QuoteMeta(roleName(roleA)) + `/\S+`))
 
 		By("the kubelet's token for A satisfies A's trust and not B's")
 		claimsA := claimsIn(log)
@@ -272,19 +273,22 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		Expect(env.Kube.Resources().Create(ctx, dep)).To(Succeed())
 		DeferCleanup(func(ctx SpecContext) { _ = env.Kube.Resources().Delete(ctx, dep) })
 		first := cr.Status.ProfileController.Role.ARN
-		waitRolledTo(ctx, dep, first)
+		revision := waitRolledTo(ctx, dep, first)
 
 		By("a new role for the profile controller rolls its pods, the Deployment controller doing the rollout")
 		renamed := "kf-profile-controller-" + name
 		DeferCleanup(func(ctx SpecContext) { deleteRole(ctx, renamed) })
 		updateSpec(ctx, name, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.ProfileController.RoleName = renamed })
 		Eventually(func() string { return waitReady(ctx, name).Status.ProfileController.Role.ARN }).Should(HaveSuffix("/" + renamed))
-		waitRolledTo(ctx, dep, waitReady(ctx, name).Status.ProfileController.Role.ARN)
+		Expect(waitRolledTo(ctx, dep, waitReady(ctx, name).Status.ProfileController.Role.ARN)).To(Equal(revision+1), "one rollout for one change of role")
 
 		By("and back")
 		updateSpec(ctx, name, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.ProfileController.RoleName = "" })
 		Eventually(func() string { return waitReady(ctx, name).Status.ProfileController.Role.ARN }).Should(Equal(first))
-		waitRolledTo(ctx, dep, first)
+		Expect(waitRolledTo(ctx, dep, first)).To(Equal(revision+2), "one rollout for one change of role")
+
+		By("and not again at the next resync, with the role unchanged")
+		Consistently(func() int { return revisionOf(ctx, dep) }, pastAResync(), pollInterval).Should(Equal(revision + 2))
 	})
 
 	It("repairs drift: a removed annotation and a detached policy come back", Label("local", "node", "kind", "eks"), func(ctx SpecContext) {
@@ -312,6 +316,7 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 	It("keeps the Profiles and roles when deleted with the default policy", Label("local", "node", "kind", "eks", "teardown"), func(ctx SpecContext) {
 		cr = waitReady(ctx, name)
 		roles := []string{roleName(profileStatus(cr, profileA).RoleARN), roleName(profileStatus(cr, profileB).RoleARN)}
+		namespacesOfProfiles(ctx, profileA, profileB)
 		Expect(env.Kube.Resources().Delete(ctx, cr)).To(Succeed())
 		Expect(wait.For(conditions.New(env.Kube.Resources()).ResourceDeleted(cr), wait.WithContext(ctx), wait.WithTimeout(defaultTimeout), wait.WithInterval(pollInterval))).To(Succeed())
 		for _, p := range []string{profileA, profileB} {
@@ -333,7 +338,7 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 					g.Expect(err).NotTo(HaveOccurred())
 					g.Expect(ns.DeletionTimestamp).To(BeNil(), "namespace %s", p)
 				}
-			}, 5*time.Second, pollInterval).Should(Succeed())
+			}, pastAResync(), pollInterval).Should(Succeed())
 		}
 	})
 
@@ -346,6 +351,7 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 			Expect(profileStatus(cr, p).State).To(Equal(v1alpha1.ProfileStateManaged))
 		}
 		created := createdResources(cr)
+		namespacesOfProfiles(ctx, profileA, profileB)
 		standIn := false
 		if ok, why := target.Has(framework.NeedsKubeflow); !ok {
 			By(fmt.Sprintf("%s: %s; the suite holds each Profile with the finalizer Kubeflow puts on it", target.Name(), why))
@@ -370,7 +376,7 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 					_, err := env.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r)})
 					g.Expect(err).NotTo(HaveOccurred(), "role %s is kept while its Profile exists", r)
 				}
-			}, 3*time.Second, pollInterval).Should(Succeed())
+			}, pastAResync(), pollInterval).Should(Succeed())
 			for _, p := range []string{profileA, profileB} {
 				setFinalizer(ctx, p, false)
 			}

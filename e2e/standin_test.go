@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -19,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/e2e/framework"
 	"github.com/awskubeflowprofiles/operator/internal/desired"
 	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
@@ -102,9 +105,22 @@ func profilesDeployment(image string) *appsv1.Deployment {
 	}
 }
 
+// revisionAnnotation is where the Deployment controller counts rollouts.
+const revisionAnnotation = "deployment.kubernetes.io/revision"
+
+// revisionOf is the Deployment's rollout count.
+func revisionOf(ctx context.Context, dep *appsv1.Deployment) int {
+	GinkgoHelper()
+	Expect(env.Kube.Resources().Get(ctx, dep.Name, dep.Namespace, dep)).To(Succeed())
+	r, err := strconv.Atoi(dep.Annotations[revisionAnnotation])
+	Expect(err).NotTo(HaveOccurred(), "annotation %s of %s", revisionAnnotation, dep.Name)
+	return r
+}
+
 // waitRolledTo waits until the Deployment's template names roleARN and the
-// Deployment controller has replaced every pod with one that does.
-func waitRolledTo(ctx context.Context, dep *appsv1.Deployment, roleARN string) {
+// Deployment controller has replaced every pod with one that does, and
+// returns the Deployment's revision.
+func waitRolledTo(ctx context.Context, dep *appsv1.Deployment, roleARN string) int {
 	GinkgoHelper()
 	Eventually(func(g Gomega) {
 		g.Expect(env.Kube.Resources().Get(ctx, dep.Name, dep.Namespace, dep)).To(Succeed())
@@ -122,7 +138,10 @@ func waitRolledTo(ctx context.Context, dep *appsv1.Deployment, roleARN string) {
 			}
 		}
 		g.Expect(running).To(HaveLen(1))
+		g.Expect(dep.Status.ObservedGeneration).To(Equal(dep.Generation))
+		g.Expect(dep.Status.UpdatedReplicas).To(Equal(*dep.Spec.Replicas))
 	}).Should(Succeed())
+	return revisionOf(ctx, dep)
 }
 
 // updateSpec applies mutate to the latest version of the object.
@@ -154,4 +173,33 @@ func deleteRole(ctx context.Context, role string) {
 	}
 	_, err = env.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(role)})
 	Expect(err).NotTo(HaveOccurred(), "deleting role %s", role)
+}
+
+// namespacesOfProfiles makes sure, where pods run, that both Profiles'
+// namespaces exist before a teardown spec shows what becomes of them, also
+// when the specs that create them were filtered out.
+func namespacesOfProfiles(ctx context.Context, profiles ...string) {
+	GinkgoHelper()
+	if ok, _ := target.Has(framework.NeedsPod); !ok {
+		return
+	}
+	if ok, why := target.Has(framework.NeedsKubeflow); !ok {
+		standInForKubeflow(ctx, why, profiles...)
+	}
+	Eventually(func(g Gomega) {
+		for _, p := range profiles {
+			ns, err := env.Clientset.CoreV1().Namespaces().Get(ctx, p, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ns.DeletionTimestamp).To(BeNil(), "namespace %s", p)
+		}
+	}).Should(Succeed())
+}
+
+// pastAResync is how long to watch for something the operator must not do:
+// past its next resync, when it would act on anything its watches missed.
+func pastAResync() time.Duration {
+	GinkgoHelper()
+	d, err := time.ParseDuration(env.ResyncPeriod)
+	Expect(err).NotTo(HaveOccurred(), "the target's resync period")
+	return d + 2*time.Second
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -100,7 +101,7 @@ func (e *Env) WebIdentityPod(namespace, name, roleARN string) *corev1.Pod {
 			}},
 			Volumes: []corev1.Volume{{Name: "aws-iam-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 				Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-					Audience: "sts.amazonaws.com", ExpirationSeconds: ptr.To[int64](86400), Path: "token",
+					Audience: policy.Audience, ExpirationSeconds: ptr.To[int64](86400), Path: "token",
 				}}},
 			}}}},
 		},
@@ -118,7 +119,7 @@ func (e *Env) RunToCompletion(ctx context.Context, pod *corev1.Pod) (corev1.PodP
 		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	}
 	if err := wait.For(conditions.New(e.Kube.Resources()).ResourceMatch(pod, done), wait.WithTimeout(3*time.Minute), wait.WithInterval(time.Second), wait.WithContext(ctx)); err != nil {
-		return pod.Status.Phase, "", fmt.Errorf("waiting for pod %s/%s to end: %w", pod.Namespace, pod.Name, err)
+		return pod.Status.Phase, "", fmt.Errorf("waiting for pod %s/%s to end: %w; %s", pod.Namespace, pod.Name, err, e.whyNotDone(ctx, pod))
 	}
 	raw, err := e.Clientset.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
 	return pod.Status.Phase, string(raw), err
@@ -159,4 +160,22 @@ func (e *Env) Exec(ctx context.Context, pod *corev1.Pod, command ...string) (str
 		return stdout.String(), fmt.Errorf("%v: %w: %s", command, err, stderr.String())
 	}
 	return stdout.String(), nil
+}
+
+// whyNotDone says what holds a pod up: its phase, each container's waiting
+// reason (ErrImageNeverPull, CreateContainerError, …) and its events.
+func (e *Env) whyNotDone(ctx context.Context, pod *corev1.Pod) string {
+	parts := []string{fmt.Sprintf("phase %s", pod.Status.Phase)}
+	for _, c := range pod.Status.ContainerStatuses {
+		if w := c.State.Waiting; w != nil {
+			parts = append(parts, fmt.Sprintf("container %s waiting: %s %s", c.Name, w.Reason, w.Message))
+		}
+	}
+	events, err := e.Clientset.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
+	if err == nil {
+		for _, ev := range events.Items {
+			parts = append(parts, fmt.Sprintf("event %s %s: %s", ev.Type, ev.Reason, ev.Message))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
