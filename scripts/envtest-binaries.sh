@@ -25,7 +25,10 @@ mkdir -p "$dir"
 
 if [[ -n "$setup_envtest" && -x "$setup_envtest" ]]; then
   log "trying setup-envtest for Kubernetes $version"
-  if found=$(timeout 120 "$setup_envtest" use "$version" --bin-dir "$root/bin/setup-envtest" -p path 2>/dev/null) \
+  # Its own store, not bin/setup-envtest: that is the binary, and a --bin-dir
+  # that is a file made every download fail and every runner build from source.
+  mkdir -p "$root/bin/envtest-releases"
+  if found=$(timeout 120 "$setup_envtest" use "$version" --bin-dir "$root/bin/envtest-releases" -p path 2>/dev/null) \
       && [[ -x "$found/kube-apiserver" && -x "$found/etcd" ]]; then
     cp "$found/kube-apiserver" "$found/etcd" "$dir/"
     log "using the release binaries from setup-envtest"
