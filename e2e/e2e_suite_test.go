@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -41,6 +42,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	By("starting the " + target.Name() + " target")
 	env, err = target.Start(ctx)
 	DeferCleanup(func(ctx SpecContext) {
+		if anySpecFailed && env != nil && env.CollectLogs != nil {
+			dir := filepath.Join(env.Artifacts, "failure-logs")
+			By("a spec failed: collecting the cluster's and the components' logs into " + dir)
+			if err := env.CollectLogs(ctx, dir); err != nil {
+				GinkgoWriter.Printf("collecting logs: %v\n", err)
+			}
+		}
 		By("stopping the " + target.Name() + " target")
 		Expect(target.Stop(ctx)).To(Succeed())
 	}, NodeTimeout(10*time.Minute))
@@ -61,7 +69,14 @@ var _ = BeforeEach(func() {
 	}
 })
 
+// anySpecFailed makes the suite keep the cluster's logs before it stops the
+// target.
+var anySpecFailed bool
+
 var _ = AfterEach(func() {
+	if CurrentSpecReport().Failed() {
+		anySpecFailed = true
+	}
 	if CurrentSpecReport().Failed() && env != nil && env.Logs != nil {
 		GinkgoWriter.Printf("operator log (tail):\n%s\n", env.Logs())
 	}

@@ -29,6 +29,7 @@ node)
 kind)
   command -v docker >/dev/null 2>&1 || skip "docker not found"
   docker info >/dev/null 2>&1 || skip "the Docker engine is not reachable (docker info failed)"
+  command -v kubectl >/dev/null 2>&1 || skip "kubectl not found (the kind set-up applies its manifests with it)"
   ;;
 eks)
   [[ -n "${E2E_EKS_CLUSTER:-}" ]] || skip "no EKS cluster: set E2E_EKS_CLUSTER (and AWS_REGION, AWS credentials, and a kubeconfig for it)"
@@ -51,6 +52,13 @@ if [[ "$target" == node ]]; then
     CGO_ENABLED=0 go build -trimpath -o "bin/static/${p#*:}" "${p%%:*}"
   done
   go run ./hack/image -out bin/images -manager bin/static/manager -pause bin/static/pause -notebook bin/static/notebook
+fi
+
+if [[ "$target" == kind ]]; then
+  # shellcheck source=../e2e/kind/pins.env
+  source e2e/kind/pins.env
+  echo "== installing kind $KIND_VERSION into bin/ (the suite runs that one, not the first kind on PATH)"
+  GOBIN="$root/bin" go install "sigs.k8s.io/kind@$KIND_VERSION"
 fi
 
 echo "== running the e2e suite on target $target"

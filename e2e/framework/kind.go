@@ -3,6 +3,7 @@ package framework
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,22 +13,22 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/support/kind"
 
 	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
+	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
 
-// Versions and names of the kind target; scripts/kind-install.sh pins the
-// versions of what it installs.
+// Names of the kind target; every version it runs is pinned in PinsFile.
 const (
-	kindVersion    = "v0.33.0"
 	kindIssuer     = "https://kind.awskubeflowprofiles.local/e2e"
 	localstackURL  = "http://127.0.0.1:4566"
 	localstackAcct = "000000000000"
 	operatorImage  = "awskubeflowprofiles/operator:e2e"
-	operatorNS     = "awskubeflowprofiles-system"
 	// kindResync is set in e2e/kind/operator/kustomization.yaml.
 	kindResync      = "15s"
 	kindClusterName = "awskubeflowprofiles-e2e"
@@ -68,17 +69,55 @@ func firstLine(s string) string {
 	return line
 }
 
-func (t *kindTarget) Start(ctx context.Context) (*Env, error) {
+func (t *kindTarget) Start(ctx context.Context) (_ *Env, err error) {
 	artifacts, err := artifactsDir(t.root, "kind")
 	if err != nil {
 		return nil, err
 	}
+	pins, err := LoadPins(t.root)
+	if err != nil {
+		return nil, err
+	}
+	version, err := pins.Get(PinKindVersion)
+	if err != nil {
+		return nil, err
+	}
+	nodeImage, err := pins.Get(PinKindNodeImage)
+	if err != nil {
+		return nil, err
+	}
+	// e2e-framework runs whatever kind it finds first; the suite runs the
+	// one scripts/e2e.sh installed from the pin, and checks it is.
+	kindBin := filepath.Join(t.root, "bin", "kind")
+	out, err := exec.CommandContext(ctx, kindBin, "version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("running %s version: %w (make test-e2e E2E_TARGET=kind installs kind %s there)", kindBin, err, version)
+	}
+	if err := CheckKindVersion(string(out), version); err != nil {
+		return nil, err
+	}
 	name := envOr("E2E_KIND_CLUSTER", kindClusterName)
 	t.cluster = kind.NewCluster(name)
-	t.cluster.WithVersion(kindVersion)
+	t.cluster.WithPath(kindBin)
+	t.cluster.WithOpts(kind.WithImage(nodeImage))
 	kubeconfig, err := t.cluster.CreateWithConfig(ctx, filepath.Join(t.root, "e2e", "kind", "kind-config.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("creating kind cluster %s: %w", name, err)
+	}
+	// A set-up that fails leaves no Env for the suite to collect from.
+	defer func() {
+		if err != nil {
+			if exportErr := t.cluster.ExportLogs(context.WithoutCancel(ctx), filepath.Join(artifacts, "kind-logs")); exportErr != nil {
+				err = fmt.Errorf("%w (and kind export logs: %v)", err, exportErr)
+			}
+		}
+	}()
+	env, err := connectKubeconfig(kubeconfig, awsiamtest.Config(localstackURL, nil))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKindCluster(ctx, env, nodeImage, name); err != nil {
+		return nil, err
 	}
 	if err := run(ctx, t.root, artifacts, "docker-build", nil, "make", "docker-build", "IMG="+operatorImage); err != nil {
 		return nil, err
@@ -87,12 +126,8 @@ func (t *kindTarget) Start(ctx context.Context) (*Env, error) {
 		return nil, err
 	}
 	if err := run(ctx, t.root, artifacts, "kind-install",
-		[]string{"KUBECONFIG=" + kubeconfig, "IMG=" + operatorImage},
+		[]string{"KUBECONFIG=" + kubeconfig, "KIND_CLUSTER=" + name, "IMG=" + operatorImage},
 		filepath.Join(t.root, "scripts", "kind-install.sh")); err != nil {
-		return nil, err
-	}
-	env, err := connectKubeconfig(kubeconfig, awsiamtest.Config(localstackURL, nil))
-	if err != nil {
 		return nil, err
 	}
 	env.Cluster = Cluster{
@@ -102,8 +137,45 @@ func (t *kindTarget) Start(ctx context.Context) (*Env, error) {
 		IssuerURL: kindIssuer, ExpectIssuerURL: kindIssuer,
 	}
 	env.ResyncPeriod, env.Artifacts = kindResync, artifacts
-	env.Logs = func() string { return podLogs(ctx, env.Clientset, operatorNS, "control-plane=controller-manager") }
+	env.Logs = func() string {
+		return podLogs(ctx, env.Clientset, OperatorNamespace, "control-plane=controller-manager")
+	}
+	env.CollectLogs = func(ctx context.Context, dir string) error {
+		return errors.Join(
+			t.cluster.ExportLogs(ctx, filepath.Join(dir, "kind-logs")),
+			writeDeploymentLogs(ctx, env.Clientset, dir, clusterComponentLogs))
+	}
 	return env, nil
+}
+
+// checkKindCluster fails fast on a cluster that is not the pinned one: a
+// node of another Kubernetes version (kind reuses an existing cluster of the
+// same name) or an issuer kind-config.yaml's patch did not set.
+func checkKindCluster(ctx context.Context, env *Env, nodeImage, name string) error {
+	nodes, err := env.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing the kind cluster's nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		if err := CheckNodeVersion(n.Status.NodeInfo.KubeletVersion, nodeImage, name); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+	}
+	// The service-account controller creates kube-system/default soon after
+	// the API server starts.
+	var claims Claims
+	err = wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, c, err := env.ServiceAccountToken(ctx, "kube-system", "default", policy.Audience)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		claims = c
+		return err == nil, err
+	})
+	if err != nil {
+		return fmt.Errorf("asking the kind cluster for a service-account token: %w", err)
+	}
+	return CheckIssuer(claims.Issuer, kindIssuer)
 }
 
 func (t *kindTarget) Stop(ctx context.Context) error {

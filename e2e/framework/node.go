@@ -107,6 +107,9 @@ func (t *nodeTarget) Start(ctx context.Context) (*Env, error) {
 	env.NotebookImage = t.vars["NODE_NOTEBOOK_IMAGE"]
 	env.PauseImage = t.vars["NODE_PAUSE_IMAGE"]
 	env.Logs = func() string { return t.operatorLogs(env) }
+	env.CollectLogs = func(ctx context.Context, dir string) error {
+		return writeDeploymentLogs(ctx, env.Clientset, dir, []deploymentLogs{operatorDeployment})
+	}
 	if err := t.standInForKubeflow(ctx, env); err != nil {
 		return env, err
 	}

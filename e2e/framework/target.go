@@ -84,6 +84,11 @@ type Env struct {
 	Artifacts string
 	// Logs returns the tail of the operator's log, for failure reports.
 	Logs func() string
+	// CollectLogs writes into dir what explains a failed run beyond
+	// Artifacts: the cluster's logs and those of the operator, the pod
+	// identity webhook and Kubeflow's profile controller, where the target
+	// runs them. Nil where there is nothing more to keep.
+	CollectLogs func(ctx context.Context, dir string) error
 
 	// PodAWSEndpoint is where pods reach the AWS emulator, on targets whose
 	// pods need one ("" for real AWS).
