@@ -173,10 +173,16 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		Expect(decision.Allowed).To(BeFalse(), decision.Reason)
 
 		By("STS exchanges it for A's role")
-		out, err := env.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
-			RoleArn: aws.String(roleA), RoleSessionName: aws.String("e2e-session-a"), WebIdentityToken: aws.String(token),
-		})
-		Expect(err).NotTo(HaveOccurred())
+		// IAM is eventually consistent: a role and trust created a moment ago
+		// may not be assumable yet, so retry within a deadline, as AWS's IAM
+		// guide says to (troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+		var out *sts.AssumeRoleWithWebIdentityOutput
+		Eventually(func() (err error) {
+			out, err = env.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
+				RoleArn: aws.String(roleA), RoleSessionName: aws.String("e2e-session-a"), WebIdentityToken: aws.String(token),
+			})
+			return err
+		}).WithTimeout(iamPropagation).Should(Succeed())
 		Expect(aws.ToString(out.AssumedRoleUser.Arn)).To(ContainSubstring(":assumed-role/" + roleName(roleA) + "/e2e-session-a"))
 
 		if ok, why := target.Has(framework.NeedsSTSTrust); ok {
@@ -200,13 +206,7 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 	It("gives a notebook pod in A exactly A's credentials", Label("kind", "eks", "needs:pod", "needs:kubeflow"), func(ctx SpecContext) {
 		cr = waitReady(ctx, name)
 		roleA := profileStatus(cr, profileA).RoleARN
-		Eventually(func() (string, error) {
-			sa, err := env.Clientset.CoreV1().ServiceAccounts(profileA).Get(ctx, editor, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return sa.Annotations[roleARNAnnotation], nil
-		}).Should(Equal(roleA), "Kubeflow's plugin annotates default-editor with the Profile's role")
+		Eventually(editorRoleAnnotation).WithArguments(ctx, profileA).Should(Equal(roleA), "Kubeflow's plugin annotates default-editor with the Profile's role")
 
 		pod, err := env.RunNotebookPod(ctx, profileA, "e2e-notebook", notebookEnv())
 		Expect(err).NotTo(HaveOccurred())
@@ -233,6 +233,11 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 				profileStatus(cr, profileB).RoleARN))
 			Expect(err).To(MatchError(ContainSubstring("AccessDenied")))
 		}
+	})
+
+	It("lets Kubeflow's profile controller, with its own IRSA, give a Profile the operator does not manage its role", Label("local", "node", "kind", "eks"), func(ctx SpecContext) {
+		cr = waitReady(ctx, name)
+		profileControllerIRSA(ctx, cr, "e2e-u-"+suffix, profileA)
 	})
 
 	It("gives a notebook pod in A exactly A's credentials from the kubelet's projected token", Label("node", "needs:pod"), func(ctx SpecContext) {
@@ -417,10 +422,12 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 })
 
 // defaultTimeout bounds every wait for the operator; pollInterval is how
-// often a wait looks.
+// often a wait looks; iamPropagation bounds how long a change in IAM may
+// take to be seen by STS.
 const (
 	defaultTimeout = 3 * time.Minute
 	pollInterval   = 250 * time.Millisecond
+	iamPropagation = 2 * time.Minute
 )
 
 func randomSuffix() string {
@@ -500,11 +507,14 @@ func envOf(pod *corev1.Pod) map[string]string {
 	return out
 }
 
-// notebookEnv points the pod's AWS CLI at the emulator on kind; on EKS the
-// webhook's variables are all it needs.
+// notebookEnv points the pod's AWS CLI at the emulator on kind, STS by its
+// own variable too, since the web-identity credential provider builds its
+// STS client from the STS endpoint settings; on EKS the webhook's variables
+// are all it needs.
 func notebookEnv() []corev1.EnvVar {
 	if target.Name() == "kind" {
-		return []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL", Value: "http://localstack.localstack.svc.cluster.local:4566"}}
+		const localstack = "http://localstack.localstack.svc.cluster.local:4566"
+		return []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL", Value: localstack}, {Name: "AWS_ENDPOINT_URL_STS", Value: localstack}}
 	}
 	return nil
 }
