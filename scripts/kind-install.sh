@@ -4,7 +4,8 @@
 #   cert-manager (for the webhook's certificate), LocalStack (IAM and STS),
 #   the EKS pod identity webhook, Istio's CRDs and Kubeflow's profile
 #   controller (built from a pinned commit, pointed at LocalStack), and the
-#   operator (image $IMG, already loaded into kind).
+#   operator (image $IMG, already loaded into kind), with kustomize or, with
+#   OPERATOR_INSTALL=olm, through OLM from its bundle.
 # Every version comes from e2e/kind/pins.env. Needs Docker, kubectl, internet
 # and bin/kind and bin/kustomize (make test-e2e E2E_TARGET=kind builds both).
 # Run by the suite; see e2e/README.md.
@@ -84,7 +85,66 @@ kubectl create namespace kubeflow --dry-run=client -o yaml | kubectl apply -f -
 "$root/bin/kustomize" build "$overlay" | kubectl apply --server-side -f -
 kubectl -n kubeflow rollout status deployment/profiles-deployment --timeout=5m
 
-step "the operator ($IMG)"
-"$root/bin/kustomize" build "$root/e2e/kind/operator" | kubectl apply --server-side -f -
-kubectl -n awskubeflowprofiles-system rollout status deployment/awskubeflowprofiles-controller-manager --timeout=5m
+operator_ns=awskubeflowprofiles-system
+operator_deployment=awskubeflowprofiles-controller-manager
+
+# install_with_olm installs OLM and the operator from its bundle, as a user
+# of OperatorHub would, then gives the operator's CSV the kind target's
+# settings (localstack-patch.yaml, with each path under the CSV's deployment).
+install_with_olm() {
+  # kind's local-registry recipe: pushed to as localhost:5001 from the host,
+  # pulled as kind-registry:5000 by the nodes' containerd (certs.d, which
+  # node images from kind v0.27.0 read) and by OLM's pods, whose DNS reaches
+  # Docker's on the kind network.
+  step "a local registry ($REGISTRY_IMAGE) for the bundle"
+  if [[ "$(docker inspect -f '{{.State.Running}}' kind-registry 2>/dev/null)" != true ]]; then
+    docker run -d --restart=always -p 127.0.0.1:5001:5000 --network bridge --name kind-registry "$REGISTRY_IMAGE"
+  fi
+  docker network connect kind kind-registry 2>/dev/null || true
+  for node in $("$root/bin/kind" get nodes --name "$KIND_CLUSTER"); do
+    docker exec "$node" mkdir -p /etc/containerd/certs.d/kind-registry:5000
+    printf '[host."http://kind-registry:5000"]\n' | docker exec -i "$node" cp /dev/stdin /etc/containerd/certs.d/kind-registry:5000/hosts.toml
+  done
+
+  step "operator-sdk $OPERATOR_SDK_VERSION, checked against the release's checksums"
+  local asset release
+  asset="operator-sdk_$(go env GOOS)_$(go env GOARCH)"
+  release="https://github.com/operator-framework/operator-sdk/releases/download/$OPERATOR_SDK_VERSION"
+  curl -fsSL -o "$root/bin/$asset" "$release/$asset"
+  curl -fsSL "$release/checksums.txt" | grep " $asset\$" | (cd "$root/bin" && sha256sum -c -)
+  chmod +x "$root/bin/$asset"
+  mv "$root/bin/$asset" "$root/bin/operator-sdk"
+
+  step "OLM $OLM_VERSION"
+  "$root/bin/operator-sdk" olm status >/dev/null 2>&1 || "$root/bin/operator-sdk" olm install --version "$OLM_VERSION" --timeout 5m
+
+  step "the bundle of $IMG (make bundle), pushed to the local registry"
+  make -C "$root" bundle IMG="$IMG"
+  docker build -f "$root/bundle.Dockerfile" -t localhost:5001/awskubeflowprofiles-operator-bundle:e2e "$root"
+  docker push localhost:5001/awskubeflowprofiles-operator-bundle:e2e
+
+  step "the operator from its bundle (operator-sdk run bundle, AllNamespaces)"
+  kubectl create namespace "$operator_ns" --dry-run=client -o yaml | kubectl apply -f -
+  "$root/bin/operator-sdk" run bundle kind-registry:5000/awskubeflowprofiles-operator-bundle:e2e \
+    --namespace "$operator_ns" --install-mode AllNamespaces --index-image "$OPM_IMAGE" --use-http --timeout 10m
+  local csv
+  csv=$(kubectl -n "$operator_ns" get csv -o name | grep awskubeflowprofiles-operator)
+  kubectl -n "$operator_ns" patch "$csv" --type=json \
+    -p "$(sed 's#path: /spec/#path: /spec/install/spec/deployments/0/spec/#' "$root/e2e/kind/operator/localstack-patch.yaml")"
+  # OLM rolls the Deployment out again from the patched CSV.
+  kubectl -n "$operator_ns" wait "$csv" --for=jsonpath='{.status.phase}'=Succeeded --timeout=5m
+}
+
+case "${OPERATOR_INSTALL:-kustomize}" in
+kustomize)
+  step "the operator ($IMG), with kustomize (e2e/kind/operator)"
+  "$root/bin/kustomize" build "$root/e2e/kind/operator" | kubectl apply --server-side -f -
+  ;;
+olm) install_with_olm ;;
+*)
+  echo "kind-install: OPERATOR_INSTALL is kustomize or olm, not $OPERATOR_INSTALL" >&2
+  exit 2
+  ;;
+esac
+kubectl -n "$operator_ns" rollout status "deployment/$operator_deployment" --timeout=5m
 step "kind target ready"

@@ -29,7 +29,7 @@ const (
 	localstackURL  = "http://127.0.0.1:4566"
 	localstackAcct = "000000000000"
 	operatorImage  = "awskubeflowprofiles/operator:e2e"
-	// kindResync is set in e2e/kind/operator/kustomization.yaml.
+	// kindResync is set in e2e/kind/operator/localstack-patch.yaml.
 	kindResync      = "15s"
 	kindClusterName = "awskubeflowprofiles-e2e"
 )
@@ -38,6 +38,11 @@ const (
 // tokens for IRSA, with LocalStack (IAM and STS), the EKS pod identity
 // webhook, Kubeflow's profile controller and the operator, built into an
 // image and loaded into kind. LocalStack enforces no IAM policy.
+//
+//	E2E_KIND_CLUSTER  the cluster's name (default awskubeflowprofiles-e2e)
+//	E2E_KIND_INSTALL  how the operator is installed: kustomize (default) or
+//	                  olm, from its bundle through OLM
+//	E2E_KEEP_CLUSTER  keep the cluster after the run
 type kindTarget struct {
 	root    string
 	cluster *kind.Cluster
@@ -126,7 +131,7 @@ func (t *kindTarget) Start(ctx context.Context) (_ *Env, err error) {
 		return nil, err
 	}
 	if err := run(ctx, t.root, artifacts, "kind-install",
-		[]string{"KUBECONFIG=" + kubeconfig, "KIND_CLUSTER=" + name, "IMG=" + operatorImage},
+		[]string{"KUBECONFIG=" + kubeconfig, "KIND_CLUSTER=" + name, "IMG=" + operatorImage, "OPERATOR_INSTALL=" + envOr("E2E_KIND_INSTALL", "kustomize")},
 		filepath.Join(t.root, "scripts", "kind-install.sh")); err != nil {
 		return nil, err
 	}

@@ -15,8 +15,8 @@
 //     `filepath.Join(…, "bin", "<tool>")` there is a use of bin/<tool>, and
 //     `filepath.Join(…, "scripts", "<name>.sh")` reaches that script (a
 //     path further down, such as a file in a directory of bin/, is data);
-//   - `GOBIN=<bin> go install <module>/<tool>@<version>`, and `-o` or `-out`
-//     naming a path under bin/, put a tool there.
+//   - `GOBIN=<bin> go install <module>/<tool>@<version>`, `-o` or `-out`
+//     naming a path under bin/, and `mv` or `cp` into one, put a tool there.
 //
 // Usage: go run ./hack/tooldeps [target ...]   (default: every target)
 package main
@@ -168,6 +168,7 @@ type walker struct {
 var (
 	goInstall  = regexp.MustCompile(`GOBIN=("?)(\S+?)("?) go install (\S+)@\S+`)
 	outputFlag = regexp.MustCompile(`(?:^|\s)(?:-o|-out|--out|mkdir -p)[ =]"?((?:\$\{?root\}?/|\$\(pwd\)/|\./)?\S*?bin/[A-Za-z0-9_.-]+)`)
+	moveInto   = regexp.MustCompile(`(?:^|[\s;&|])(?:mv|cp)\s+(?:-\S+\s+)*\S+\s+"?((?:\$\{?root\}?/|\./)?\S*?bin/[A-Za-z0-9_.-]+)"?\s*(?:$|[;&|])`)
 	binUse     = regexp.MustCompile(`(?:^|[\s"'=(])((?:\$\{?root\}?/|\./)?\S*?bin/([A-Za-z0-9_.-]+))(/?)`)
 	scriptRun  = regexp.MustCompile(`(?:^|[\s"'=(;&|])((?:\$\{?root\}?/|\./|\S*/)?scripts/[A-Za-z0-9_.-]+\.sh)`)
 	goPackage  = regexp.MustCompile(`\bgo (?:test|run)\b((?:\s+-\S+(?:[ =][^-\s.]\S*)?)*)((?:\s+\./[A-Za-z0-9_./-]+)+)`)
@@ -188,7 +189,7 @@ func (w *walker) command(line, where, dir string) error {
 			w.build(installedName(m[4]))
 		}
 	}
-	for _, m := range outputFlag.FindAllStringSubmatch(line, -1) {
+	for _, m := range append(outputFlag.FindAllStringSubmatch(line, -1), moveInto.FindAllStringSubmatch(line, -1)...) {
 		if tool, ok := w.binTool(m[1], dir); ok {
 			produced[m[1]] = true
 			w.build(tool)

@@ -160,7 +160,8 @@ $(TOOL):
 		"e2e/framework/run.go": "package framework\n\nimport \"path/filepath\"\n\n" +
 			"var Tool = filepath.Join(\"/root\", \"bin\", \"tool\")\n" +
 			"var Data = filepath.Join(\"/root\", \"bin\", \"artifacts\", \"run\")\n",
-		"scripts/builds-own.sh": "#!/usr/bin/env bash\ngo build -o bin/own ./own\nbin/own up\n",
+		"scripts/builds-own.sh": "#!/usr/bin/env bash\ngo build -o bin/own ./own\nbin/own up\n" +
+			"curl -fsSL -o \"$root/bin/dl.tmp\" https://example.com/dl\nmv \"$root/bin/dl.tmp\" \"$root/bin/dl\"\n\"$root/bin/dl\" version\n",
 	}
 	tests := []struct {
 		target  string
@@ -172,7 +173,7 @@ $(TOOL):
 		{target: "suite-with-tool", uses: []string{"tool"}},
 		{target: "suite-without-tool", missing: []string{"tool@e2e/framework/run.go:5"}},
 		{target: "recipe-without-tool", missing: []string{"tool@recipe `"}},
-		{target: "builds-its-own", uses: []string{"own"}},
+		{target: "builds-its-own", uses: []string{"own", "dl"}},
 		{target: "nested-without-tool", missing: []string{"tool@scripts/uses-tool.sh:3"}},
 		{target: "directory-only"},
 	}
