@@ -28,8 +28,12 @@ func TestCommittedBundleIsValid(t *testing.T) {
 		for _, e := range r.Errors {
 			t.Errorf("%s: %s", r.Name, e)
 		}
+		// A warning fails too: operator-framework/api v0.43.0 stopped
+		// flagging events.k8s.io/v1 events as the v1beta1 API removed in
+		// Kubernetes 1.25, the one warning this bundle had, so none is left
+		// to accept.
 		for _, w := range r.Warnings {
-			t.Logf("warning: %s: %s", r.Name, w)
+			t.Errorf("warning: %s: %s", r.Name, w)
 		}
 	}
 	if bundle.CSV == nil || len(bundle.V1CRDs) != 1 {
