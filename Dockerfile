@@ -1,5 +1,6 @@
-# Build the manager binary
-FROM golang:1.26 AS builder
+# Build the manager binary, on the builder's own platform: Go cross-compiles
+# to TARGETARCH, so a multi-arch build needs no emulation.
+FROM --platform=$BUILDPLATFORM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH
 

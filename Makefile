@@ -12,6 +12,7 @@ SHELL = /usr/bin/env bash -o pipefail
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.0
 SETUP_ENVTEST_VERSION ?= v0.25.1
+ACTIONLINT_VERSION ?= v1.7.12
 # The Kubernetes version of envtest follows k8s.io/api in go.mod (v0.37.2 -> 1.37.2).
 ENVTEST_K8S_VERSION ?= $(shell go list -m -f "{{ .Version }}" k8s.io/api | awk -F'[v.]' '{printf "1.%d.%d", $$3, $$4}')
 ENVTEST_DIR ?= $(LOCALBIN)/k8s/$(ENVTEST_K8S_VERSION)-$(shell go env GOOS)-$(shell go env GOARCH)
@@ -19,6 +20,11 @@ ENVTEST_DIR ?= $(LOCALBIN)/k8s/$(ENVTEST_K8S_VERSION)-$(shell go env GOOS)-$(she
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 SETUP_ENVTEST ?= $(LOCALBIN)/setup-envtest
+ACTIONLINT ?= $(LOCALBIN)/actionlint
+OPM ?= $(LOCALBIN)/opm
+# OPM_IMAGE, and the versions the kind target runs, are pinned in one file.
+include e2e/kind/pins.env
+OPM_VERSION ?= $(lastword $(subst :, ,$(OPM_IMAGE)))
 OPERATOR_SDK ?= $(shell command -v operator-sdk 2>/dev/null)
 
 # e2e target: local (runs here), kind (Docker and internet), eks (an AWS account).
@@ -52,6 +58,17 @@ fmt: ## Run go fmt.
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
+
+.PHONY: lint-workflows
+lint-workflows: actionlint ## Check the GitHub workflows: actionlint (run: scripts with shellcheck, where installed), then SHA pins, permissions and timeouts.
+	@command -v shellcheck >/dev/null || echo "lint-workflows: shellcheck not found, so run: scripts are not checked (apt-get install shellcheck)"
+	$(ACTIONLINT)
+	go run ./hack/workflowlint .github/workflows
+
+.PHONY: lint-scripts
+lint-scripts: ## Check scripts/ with shellcheck, where it is installed.
+	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
+	else echo "lint-scripts: shellcheck not found, scripts not checked (apt-get install shellcheck)"; fi
 
 .PHONY: envtest
 envtest: setup-envtest ## Obtain kube-apiserver and etcd for envtest (download, else build from Go modules).
@@ -112,16 +129,35 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml with th
 ##@ OLM bundle
 
 BUNDLE_IMG ?= ghcr.io/awskubeflowprofiles/operator-bundle:v$(VERSION)
+CATALOG_IMG ?= ghcr.io/awskubeflowprofiles/operator-catalog:v$(VERSION)
 CHANNELS ?= candidate
 DEFAULT_CHANNEL ?= candidate
+# The CSV's createdAt: fixed in the committed bundle, stamped by the release
+# workflow with the time of the release.
+BUNDLE_CREATED_AT ?= 2026-12-01T00:00:00Z
+# The contact OperatorHub shows. A fork publishing its own bundle sets its own.
+MAINTAINER ?= AwsKubeflowProfiles maintainers <maintainers@awskubeflowprofiles.dev>
 
 .PHONY: bundle
 bundle: manifests kustomize ## Generate the OLM bundle (bundle/, bundle.Dockerfile) and validate it.
 	$(KUSTOMIZE) build config/manifests | go run ./hack/bundle -version $(VERSION) -image $(IMG) \
-		-channels $(CHANNELS) -default-channel $(DEFAULT_CHANNEL)
+		-channels $(CHANNELS) -default-channel $(DEFAULT_CHANNEL) \
+		-created-at "$(BUNDLE_CREATED_AT)" -maintainer "$(MAINTAINER)"
 	go test ./hack/bundle/ -run TestCommittedBundleIsValid -count=1
 	@if [ -n "$(OPERATOR_SDK)" ]; then $(OPERATOR_SDK) bundle validate ./bundle --select-optional name=operatorhub; \
 	else echo "operator-sdk not found: validated with operator-framework/api only"; fi
+
+.PHONY: catalog
+catalog: opm ## Write the file-based catalog (catalog/, catalog.Dockerfile) for BUNDLE_IMG, which must be pushed.
+	scripts/catalog.sh $(OPM) awskubeflowprofiles-operator $(DEFAULT_CHANNEL) $(BUNDLE_IMG) $(OPM_IMAGE) catalog
+
+.PHONY: catalog-build
+catalog-build: ## Build the catalog image.
+	docker build -f catalog.Dockerfile -t $(CATALOG_IMG) .
+
+.PHONY: community-operators
+community-operators: ## Lay bundle/ out for a community-operators pull request in COMMUNITY_OPERATORS (a checkout of your fork), with REVIEWERS.
+	scripts/community-operators.sh bundle "$(COMMUNITY_OPERATORS)" "$(REVIEWERS)"
 
 .PHONY: bundle-build
 bundle-build: ## Build the bundle image.
@@ -168,6 +204,20 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
 $(KUSTOMIZE): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+.PHONY: actionlint
+actionlint: $(ACTIONLINT) ## Install actionlint into bin/.
+$(ACTIONLINT): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+# opm is used by the release workflow only, downloaded from its release; its
+# version is the one of the opm image pinned in e2e/kind/pins.env.
+.PHONY: opm
+opm: $(OPM) ## Download opm into bin/.
+$(OPM): | $(LOCALBIN)
+	curl -fsSL -o $(OPM).download https://github.com/operator-framework/operator-registry/releases/download/$(OPM_VERSION)/$(shell go env GOOS)-$(shell go env GOARCH)-opm
+	chmod +x $(OPM).download
+	mv $(OPM).download $(OPM)
 
 .PHONY: setup-envtest
 setup-envtest: $(SETUP_ENVTEST) ## Install setup-envtest into bin/.

@@ -15,7 +15,7 @@ set -euo pipefail
 : "${KIND_CLUSTER:?name of the kind cluster}"
 : "${IMG:?operator image loaded into kind}"
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=../e2e/kind/pins.env
+# shellcheck source-path=SCRIPTDIR/.. source=e2e/kind/pins.env
 source "$root/e2e/kind/pins.env"
 LOCALSTACK_IN_CLUSTER=http://localstack.localstack.svc.cluster.local:4566
 KUBEFLOW_DASHBOARD_GIT=https://github.com/kubeflow/dashboard.git

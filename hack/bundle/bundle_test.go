@@ -5,10 +5,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/operator-framework/api/pkg/manifests"
 	"github.com/operator-framework/api/pkg/validation"
+	"sigs.k8s.io/yaml"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 )
 
 // TestCommittedBundleIsValid runs operator-framework/api's validators (the
@@ -43,6 +48,28 @@ func TestCommittedBundleIsValid(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("want one deployment in the CSV, got %d", len(got))
 	}
+	csv := bundle.CSV
+	if _, err := time.Parse(time.RFC3339, csv.Annotations["createdAt"]); err != nil {
+		t.Errorf("createdAt %q: %v", csv.Annotations["createdAt"], err)
+	}
+	image := got[0].Spec.Template.Spec.Containers[0].Image
+	if csv.Annotations["containerImage"] != image || len(csv.Spec.RelatedImages) != 1 || csv.Spec.RelatedImages[0].Image != image {
+		t.Errorf("containerImage %q and relatedImages %v must name the deployment's image %q", csv.Annotations["containerImage"], csv.Spec.RelatedImages, image)
+	}
+	links := map[string]string{}
+	for _, l := range csv.Spec.Links {
+		links[l.Name] = l.URL
+	}
+	for _, name := range []string{"Documentation", "Source"} {
+		if !strings.HasPrefix(links[name], "https://") {
+			t.Errorf("no %s link in the CSV: %v", name, csv.Spec.Links)
+		}
+	}
+	if len(csv.Spec.Maintainers) != 1 || !strings.Contains(csv.Spec.Maintainers[0].Email, "@") {
+		t.Errorf("maintainers %v: one with an email, set by MAINTAINER", csv.Spec.Maintainers)
+	}
+	checkDescription(t, csv.Spec.Description)
+
 	// Each object's IAM calls use its cluster's region and so partition; a
 	// region fixed in the manager would send a China or GovCloud cluster's
 	// calls to the wrong partition's credentials chain.
@@ -51,6 +78,44 @@ func TestCommittedBundleIsValid(t *testing.T) {
 			if e.Name == "AWS_REGION" || e.Name == "AWS_DEFAULT_REGION" {
 				t.Errorf("container %s fixes %s=%s; the region comes from each object's spec.cluster.region", c.Name, e.Name, e.Value)
 			}
+		}
+	}
+}
+
+// checkDescription holds the CSV's description to OperatorHub's order: what
+// it does with a link to learn more, then features, a usage example that is
+// a valid object, and the prerequisites with a link to the IAM policy.
+func checkDescription(t *testing.T, d string) {
+	t.Helper()
+	headings := []string{"## Features", "## Usage", "## Prerequisites"}
+	last := 0
+	for _, h := range headings {
+		i := strings.Index(d, "\n"+h+"\n")
+		if i < last {
+			t.Fatalf("description: %q missing or out of order (want %v)", h, headings)
+		}
+		last = i
+	}
+	intro := d[:strings.Index(d, "\n## Features")]
+	if !strings.Contains(intro, "](https://") {
+		t.Error("description: the introduction links nowhere to learn more")
+	}
+	usage := d[strings.Index(d, "## Usage"):strings.Index(d, "## Prerequisites")]
+	start, end := strings.Index(usage, "```yaml\n"), strings.LastIndex(usage, "```")
+	if start < 0 || end <= start {
+		t.Fatal("description: the usage section has no ```yaml example")
+	}
+	var example v1alpha1.AwsKubeflowProfiles
+	if err := yaml.UnmarshalStrict([]byte(usage[start+len("```yaml\n"):end]), &example); err != nil {
+		t.Fatalf("description: the usage example is not an AwsKubeflowProfiles: %v", err)
+	}
+	if example.Kind != "AwsKubeflowProfiles" || example.Spec.Cluster.Name == "" || len(example.Spec.Profiles) == 0 {
+		t.Errorf("description: the usage example %+v names no cluster or profile", example)
+	}
+	prereqs := d[strings.Index(d, "## Prerequisites"):]
+	for _, want := range []string{"EKS", "Kubeflow", "IAM policy", "](https://"} {
+		if !strings.Contains(prereqs, want) {
+			t.Errorf("description: the prerequisites do not mention %q", want)
 		}
 	}
 }
@@ -70,6 +135,7 @@ func TestGenerateIsDeterministic(t *testing.T) {
 	dirs := [2]string{t.TempDir(), t.TempDir()}
 	for _, dir := range dirs {
 		o := options{version: "0.1.0", image: "example.com/operator:v0.1.0", pkg: "awskubeflowprofiles-operator",
+			createdAt: "2026-12-01T00:00:00Z", maintainer: "Team <team@example.com>",
 			channels: "candidate", defaultChannel: "candidate", out: filepath.Join(dir, "bundle"), dockerfile: filepath.Join(dir, "bundle.Dockerfile")}
 		if err := run(bytes.NewReader(input), o); err != nil {
 			t.Fatal(err)

@@ -15,10 +15,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/blang/semver/v4"
 	"github.com/operator-framework/api/pkg/lib/version"
@@ -40,6 +42,8 @@ type options struct {
 	defaultChannel string
 	out            string
 	dockerfile     string
+	createdAt      string
+	maintainer     string
 }
 
 func main() {
@@ -51,6 +55,8 @@ func main() {
 	flag.StringVar(&o.defaultChannel, "default-channel", "candidate", "default channel")
 	flag.StringVar(&o.out, "out", "bundle", "bundle directory")
 	flag.StringVar(&o.dockerfile, "dockerfile", "bundle.Dockerfile", "bundle image Dockerfile")
+	flag.StringVar(&o.createdAt, "created-at", "", "the CSV's createdAt, RFC 3339 in UTC such as 2026-12-01T00:00:00Z (stamped at release)")
+	flag.StringVar(&o.maintainer, "maintainer", "", `the CSV's maintainer, "Name <email>" (a fork sets its own)`)
 	flag.Parse()
 	if err := run(os.Stdin, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bundle:", err)
@@ -59,8 +65,14 @@ func main() {
 }
 
 func run(in io.Reader, o options) error {
-	if o.version == "" || o.image == "" {
-		return errors.New("-version and -image are required")
+	if o.version == "" || o.image == "" || o.createdAt == "" || o.maintainer == "" {
+		return errors.New("-version, -image, -created-at and -maintainer are required")
+	}
+	if t, err := time.Parse(time.RFC3339, o.createdAt); err != nil || t.Location() != time.UTC || t.Format(createdAtLayout) != o.createdAt {
+		return fmt.Errorf("-created-at %q: give a UTC time as %s", o.createdAt, createdAtLayout)
+	}
+	if _, err := parseMaintainer(o.maintainer); err != nil {
+		return err
 	}
 	objs, err := decodeAll(in)
 	if err != nil {
@@ -248,8 +260,26 @@ func assemble(objs []*unstructured.Unstructured, o options) (*bundle, error) {
 	}
 	csv.Annotations["alm-examples"] = string(examples)
 	csv.Annotations["containerImage"] = o.image
+	csv.Annotations["createdAt"] = o.createdAt
+	maintainer, err := parseMaintainer(o.maintainer)
+	if err != nil {
+		return nil, err
+	}
+	csv.Spec.Maintainers = []operatorsv1alpha1.Maintainer{maintainer}
 	csv.Spec.RelatedImages = []operatorsv1alpha1.RelatedImage{{Name: "manager", Image: o.image}}
 	return b, nil
+}
+
+// createdAtLayout is the form OperatorHub shows createdAt in.
+const createdAtLayout = "2006-01-02T15:04:05Z"
+
+// parseMaintainer reads "Name <email>".
+func parseMaintainer(s string) (operatorsv1alpha1.Maintainer, error) {
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Name == "" {
+		return operatorsv1alpha1.Maintainer{}, fmt.Errorf("-maintainer %q: give \"Name <email>\", the contact OperatorHub shows for the operator", s)
+	}
+	return operatorsv1alpha1.Maintainer{Name: addr.Name, Email: addr.Address}, nil
 }
 
 func bindsTo(subjects []rbacv1.Subject, sa string) bool {
