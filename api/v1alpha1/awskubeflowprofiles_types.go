@@ -38,6 +38,7 @@ const ReleaseAnnotation = "kubeflow.aws/release-without-cleanup"
 // Profile per team.
 // +kubebuilder:validation:XValidation:rule="!has(self.profileController) || !has(self.profileController.roleName) || !has(self.profiles) || self.profiles.all(p, !has(p.roleName) || p.roleName != self.profileController.roleName)",message="spec.profiles[].roleName must differ from spec.profileController.roleName"
 // +kubebuilder:validation:XValidation:rule="!has(self.iam.rolePath) || self.iam.rolePath.contains('/' + self.cluster.name + '/')",message="spec.iam.rolePath must contain the cluster name as a path segment, such as /kubeflow/<cluster>/: the profile controller may edit the trust of every role under this path, so a path shared with another cluster would let it edit that cluster's roles"
+// +kubebuilder:validation:XValidation:rule="!has(self.profiles) || self.profiles.all(p, p.name != self.profileController.serviceAccount.__namespace__)",message="spec.profiles[].name must differ from the profile controller's namespace (spec.profileController.serviceAccount.namespace): a Profile would take that namespace over"
 // +kubebuilder:validation:XValidation:rule="self.profileController.serviceAccount.__namespace__ == self.profileController.deployment.__namespace__",message="spec.profileController.serviceAccount and spec.profileController.deployment must be in the same namespace, the profile controller's"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.iam.rolePath) ? oldSelf.iam.rolePath : '/kubeflow/' + oldSelf.cluster.name + '/') == (has(self.iam.rolePath) ? self.iam.rolePath : '/kubeflow/' + self.cluster.name + '/')",message="spec.iam.rolePath is immutable: IAM cannot move a role to another path, and every Profile names its role by ARN; to use another path, create a new AwsKubeflowProfiles"
 type AwsKubeflowProfilesSpec struct {
@@ -336,11 +337,15 @@ type ProfileDefaults struct {
 // ProfileSpec declares one Kubeflow Profile and its IAM role.
 // +kubebuilder:validation:XValidation:rule="!has(self.removeUnlistedOnAdoption) || !self.removeUnlistedOnAdoption || (has(self.adoptExisting) && self.adoptExisting)",message="removeUnlistedOnAdoption applies to an adoption: set adoptExisting: true as well, or remove it"
 type ProfileSpec struct {
-	// name of the Kubeflow Profile and of its namespace.
+	// name of the Kubeflow Profile and of its namespace. Namespaces that
+	// Kubernetes or Kubeflow reserve (kube-*, default, kubeflow) are refused:
+	// a Profile takes its namespace over, and its default-editor would get
+	// the role.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('kube-') && !(self in ['default', 'kubeflow'])",message="a profile name is its namespace, and kube-*, default and kubeflow are namespaces Kubernetes or Kubeflow reserve: choose another name"
 	Name string `json:"name"`
 
 	// owner of the Profile, who administers its namespace in Kubeflow.

@@ -366,7 +366,7 @@ var _ = Describe("Cluster-level IAM", Label("oidc", "controller-irsa"), func() {
 		Expect(dep.Generation).To(Equal(generation))
 	})
 
-	It("refuses a policy of the same name that it did not create, and says how to fix it", Label("invariant:ownership"), func() {
+	It("refuses a policy of the same name that it did not create, and says how to fix it", Label("invariant:ownership", "invariant:bad-input"), func() {
 		cluster := testCluster()
 		name := "kf-profile-controller-policy-" + cluster
 		_, err := aws_.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{
@@ -383,8 +383,39 @@ var _ = Describe("Cluster-level IAM", Label("oidc", "controller-irsa"), func() {
 			g.Expect(condition(cr, v1alpha1.StalledCondition).Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(condition(cr, v1alpha1.ReadyCondition).Status).To(Equal(metav1.ConditionFalse))
 		}).Should(Succeed())
-		_, err = getRole(controllerRoleName(cluster))
-		Expect(err).To(HaveOccurred(), "nothing should be created after a refusal")
+		reconcileNow(cluster)
+		Expect(iamWritesFor(controllerRoleName(cluster))).To(BeEmpty(), "nothing should be created after a refusal")
+		Expect(aws_.Recorder.Matching(func(c awsiamtest.Call) bool {
+			return c.Write() && c.Params.Get("PolicyArn") == "arn:aws:iam::"+awsiamtest.AccountID+":policy/"+name
+		})).To(BeEmpty(), "and the policy it does not own is left as it is")
+	})
+
+	It("refuses a second object for a cluster another object manages, and writes nothing for it", Label("invariant:ownership", "invariant:bad-input"), func() {
+		cluster := testCluster()
+		first := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: "a-" + cluster, Owner: v1alpha1.ProfileOwner{Name: "a@example.com"}}}
+		})
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(first) })
+		eventuallyReady(cluster)
+		second := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Name = "second-" + cluster
+			cr.Spec.ProfileController.RoleName = "pc2-" + cluster
+			cr.Spec.ProfileController.ServiceAccount.Name = "pc2-" + cluster
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: "b-" + cluster, Owner: v1alpha1.ProfileOwner{Name: "b@example.com"}}}
+		})
+		Expect(k8s.Create(ctx, second)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(second) })
+		Eventually(func(g Gomega) {
+			cr := &v1alpha1.AwsKubeflowProfiles{}
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(second), cr)).To(Succeed())
+			g.Expect(condition(cr, v1alpha1.StalledCondition).Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(condition(cr, v1alpha1.ReadyCondition).Message).To(ContainSubstring(cluster))
+		}).Should(Succeed())
+		reconcileNow(second.Name)
+		Expect(iamWritesFor(second.Name)).To(BeEmpty(), "the second object writes nothing of its own")
+		Expect(iamWritesFor("pc2-" + cluster)).To(BeEmpty())
+		Expect(iamWritesFor(profileRoleName("b-"+cluster, cluster))).To(BeEmpty())
 	})
 
 	It("lets the object go, and leaves the role, when the role lost its ownership tags before deletion", Label("teardown", "invariant:ownership"), func() {

@@ -22,6 +22,12 @@ import (
 func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) {
 	all := []string{v1alpha1.OIDCProviderReadyCondition, v1alpha1.ControllerIRSAReadyCondition,
 		v1alpha1.ProfileRolesReadyCondition, v1alpha1.ProfilesReadyCondition}
+	if err := r.clusterClaimedByOther(ctx, s); err != nil {
+		for _, t := range all {
+			s.record(t, err, outcome{})
+		}
+		return
+	}
 	if err := r.resolveCluster(ctx, s); err != nil {
 		s.record(v1alpha1.OIDCProviderReadyCondition, err, outcome{})
 		s.block(v1alpha1.OIDCProviderReadyCondition, all[1:]...)
@@ -41,6 +47,26 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) {
 	}
 	r.reconcileControllerIRSA(ctx, s)
 	r.reconcileProfiles(ctx, s)
+}
+
+// clusterClaimedByOther refuses an object for a cluster that an older
+// AwsKubeflowProfiles manages: both would write the cluster's role path,
+// the profile controller's IRSA and its service account, and undo each
+// other's work. The older object (by creation time, then name) keeps the
+// cluster and the newer one writes nothing, until the older is gone (the
+// next resync sees that). Clusters of one name in two accounts, both named
+// in the specs, are different clusters.
+func (r *Reconciler) clusterClaimedByOther(ctx context.Context, s *scope) error {
+	list := &v1alpha1.AwsKubeflowProfilesList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		return fmt.Errorf("listing AwsKubeflowProfiles that may manage the same cluster: %w", err)
+	}
+	if other, ok := desired.ClusterOwner(s.cr, list.Items); ok {
+		c := s.cr.Spec.Cluster
+		return fmt.Errorf("%w: cluster %s in %s is managed by AwsKubeflowProfiles %s, and one object manages a cluster; move this object's spec.profiles into %s, or delete %s first",
+			desired.ErrInvalidSpec, c.Name, c.Region, other, other, other)
+	}
+	return nil
 }
 
 // specWithLegacyNames is the spec with the names that older versions

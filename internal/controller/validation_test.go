@@ -1,16 +1,50 @@
 package controller_test
 
 import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
 )
+
+// iamWritesFor are the IAM writes recorded so far that name an object's
+// cluster, which every resource it writes names (role path and names, the
+// controller policy, the OIDC provider's issuer, tags).
+func iamWritesFor(cluster string) []awsiamtest.Call {
+	word := regexp.MustCompile(`(^|[^A-Za-z0-9])` + regexp.QuoteMeta(cluster) + `($|[^A-Za-z0-9])`)
+	return aws_.Recorder.Matching(func(c awsiamtest.Call) bool {
+		if !c.Write() {
+			return false
+		}
+		for _, vs := range c.Params {
+			for _, v := range vs {
+				if word.MatchString(v) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
+// reconcileNow runs a pass for the object in the test, so that the writes
+// counted after it include whatever a pass on the current spec makes.
+func reconcileNow(name string) {
+	GinkgoHelper()
+	_, _ = newReconciler(k8s, apiReader, time.Hour).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: name}})
+}
 
 var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 	It("fills in the defaults a spec leaves out, even one built in Go with zero-valued structs", func() {
@@ -54,6 +88,10 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 			cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.IAM.RolePath = "/teams/" + cluster + "/" })
 			Expect(k8s.Create(ctx, cr)).To(Succeed())
 			DeferCleanup(func() { deleteAndWait(cr) })
+			eventuallyReady(cluster)
+			reconcileNow(cluster)
+			before := len(iamWritesFor(cluster))
+			Expect(before).To(BeNumerically(">", 0), "the count sees the object's own writes")
 			var err error
 			Eventually(func() error {
 				if err := k8s.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
@@ -69,6 +107,8 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 			Expect(err.Error()).To(ContainSubstring(field))
 			Expect(err.Error()).To(ContainSubstring("immutable"))
 			Expect(err.Error()).To(ContainSubstring(why))
+			reconcileNow(cluster)
+			Expect(iamWritesFor(cluster)).To(HaveLen(before), "a refused edit writes nothing to IAM")
 		},
 		Entry("the cluster name", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.Name += "-new" },
 			"spec.cluster.name", "create a new AwsKubeflowProfiles"),
@@ -117,6 +157,8 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 			Expect(err).To(HaveOccurred())
 			Expect(err.Error()).To(ContainSubstring(field))
 			Expect(err.Error()).To(ContainSubstring(why))
+			reconcileNow(cr.Name)
+			Expect(iamWritesFor(cr.Name)).To(BeEmpty())
 		},
 		Entry("cluster name with a space", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Cluster.Name = "my cluster" },
 			"spec.cluster.name", "should match"),
@@ -208,11 +250,123 @@ var _ = Describe("Admission", Label("invariant:bad-input"), func() {
 		Entry("deletion policy that does not exist", func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.DeletionPolicy.Profiles = "Purge"
 		}, "spec.deletionPolicy.profiles", "Unsupported value"),
+		Entry("profile named kube-system", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{profile("kube-system")}
+		},
+			"spec.profiles[0].name", "namespaces Kubernetes or Kubeflow reserve"),
+		Entry("profile named kube-public", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{profile("kube-public")}
+		},
+			"spec.profiles[0].name", "namespaces Kubernetes or Kubeflow reserve"),
+		Entry("profile named default", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles = []v1alpha1.ProfileSpec{profile("default")} },
+			"spec.profiles[0].name", "namespaces Kubernetes or Kubeflow reserve"),
+		Entry("profile named kubeflow", func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles = []v1alpha1.ProfileSpec{profile("kubeflow")} },
+			"spec.profiles[0].name", "namespaces Kubernetes or Kubeflow reserve"),
+		Entry("profile named after the profile controller's namespace", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.ProfileController.ServiceAccount.Namespace, cr.Spec.ProfileController.Deployment.Namespace = "ml-system", "ml-system"
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{profile("team-a"), profile("ml-system")}
+		}, "spec", "must differ from the profile controller's namespace"),
+		Entry("profile without an owner", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: "team-a"}}
+		}, "spec.profiles[0].owner.name", "at least 1 chars"),
+		Entry("profile owner of a kind Kubeflow does not know", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.Owner.Kind = "Robot"
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].owner.kind", "Unsupported value"),
+		Entry("managed policy ARN in another service", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.ManagedPolicyARNs = []string{"arn:aws:s3:::bucket"}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].managedPolicyARNs[0]", "should match"),
+		Entry("managed policy ARN with an account of 11 digits", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.ManagedPolicyARNs = []string{"arn:aws:iam::12345678901:policy/p"}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].managedPolicyARNs[0]", "should match"),
+		Entry("more managed policies than a role can ever have", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			for i := range 21 {
+				p.ManagedPolicyARNs = append(p.ManagedPolicyARNs, fmt.Sprintf("arn:aws:iam::aws:policy/P%d", i))
+			}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].managedPolicyARNs", "must have at most 20 items"),
+		Entry("profile role name with a character IAM refuses", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.RoleName = "team/a"
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].roleName", "should match"),
+		Entry("session duration over IAM's 12 hours", func(cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("team-a")
+			p.MaxSessionDurationSeconds = ptr.To[int32](43201)
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
+		}, "spec.profiles[0].maxSessionDurationSeconds", "less than or equal to 43200"),
 		Entry("profile role name equal to the controller's", func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.ProfileController.RoleName = "shared"
 			p := profile("team-a")
 			p.RoleName = "shared"
 			cr.Spec.Profiles = []v1alpha1.ProfileSpec{p}
 		}, "spec", "must differ from spec.profileController.roleName"),
+	)
+
+	// What admission cannot judge, because it needs the whole spec or the
+	// cluster: the reconciler refuses the profile (or the object) with a
+	// message naming the field and what to do, and writes nothing to IAM for
+	// it; the other profiles go ahead.
+	DescribeTable("refuses, before any IAM write, a profile admission cannot judge",
+		func(mutate func(cluster string, cr *v1alpha1.AwsKubeflowProfiles), refused []string, message string) {
+			cluster := testCluster()
+			cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+				cr.Spec.Profiles = []v1alpha1.ProfileSpec{profile("fine-" + cluster)}
+				mutate(cluster, cr)
+			})
+			Expect(k8s.Create(ctx, cr)).To(Succeed())
+			DeferCleanup(func() { deleteAndWait(cr) })
+			Eventually(func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cr), cr)).To(Succeed())
+				for _, name := range refused {
+					st := profileStatus(cr, name+"-"+cluster)
+					g.Expect(st.Reason).To(Equal(v1alpha1.InvalidSpecReason), "profile %s", name)
+					g.Expect(st.Message).To(ContainSubstring(message))
+				}
+				g.Expect(profileStatus(cr, "fine-"+cluster).Ready).To(BeTrue(), "the others go ahead")
+			}).Should(Succeed())
+			reconcileNow(cluster)
+			for _, name := range refused {
+				Expect(iamWritesFor(profileRoleName(name+"-"+cluster, cluster))).To(BeEmpty(), "no IAM write for %s", name)
+				_, err := getProfile(name + "-" + cluster)
+				Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no Profile for %s", name)
+			}
+			Expect(iamWritesFor(profileRoleName("fine-"+cluster, cluster))).NotTo(BeEmpty(), "the count sees the other profile's writes")
+		},
+		Entry("more managed policies than the account's quota", func(cluster string, cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("big-" + cluster)
+			for i := range 11 {
+				p.ManagedPolicyARNs = append(p.ManagedPolicyARNs, fmt.Sprintf("arn:aws:iam::aws:policy/P%d", i))
+			}
+			cr.Spec.Profiles = append(cr.Spec.Profiles, p)
+		}, []string{"big"}, "would have 11 managed policies attached, more than the quota of 10; remove some or raise spec.iam.quotas.managedPoliciesPerRole"),
+		Entry("inline policies over IAM's 10,240 characters per role", func(cluster string, cr *v1alpha1.AwsKubeflowProfiles) {
+			p := profile("wordy-" + cluster)
+			for i := range 4 {
+				var resources []string
+				for j := range 120 {
+					resources = append(resources, fmt.Sprintf(`"arn:aws:s3:::bucket-%d-%03d/*"`, i, j))
+				}
+				doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":[` + strings.Join(resources, ",") + `]}]}`
+				p.InlinePolicies = append(p.InlinePolicies, v1alpha1.InlinePolicy{Name: fmt.Sprintf("p%d", i), Document: apiextensionsv1.JSON{Raw: []byte(doc)}})
+			}
+			cr.Spec.Profiles = append(cr.Spec.Profiles, p)
+		}, []string{"wordy"}, "move permissions into managed policies"),
+		Entry("two profiles naming one role", func(cluster string, cr *v1alpha1.AwsKubeflowProfiles) {
+			a, b := profile("a-"+cluster), profile("b-"+cluster)
+			a.RoleName, b.RoleName = "shared-"+cluster, "shared-"+cluster
+			cr.Spec.Profiles = append(cr.Spec.Profiles, a, b)
+		}, []string{"a", "b"}, "set a distinct spec.profiles[].roleName"),
+		Entry("a profile naming another profile's default role", func(cluster string, cr *v1alpha1.AwsKubeflowProfiles) {
+			a, b := profile("a-"+cluster), profile("b-"+cluster)
+			b.RoleName = profileRoleName("a-"+cluster, cluster)
+			cr.Spec.Profiles = append(cr.Spec.Profiles, a, b)
+		}, []string{"a", "b"}, "set a distinct spec.profiles[].roleName"),
 	)
 })
