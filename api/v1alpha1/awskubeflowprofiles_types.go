@@ -565,6 +565,58 @@ type AwsKubeflowProfilesStatus struct {
 	// profilesReady counts ready profiles as "ready/total", for kubectl get.
 	// +optional
 	ProfilesReady string `json:"profilesReady,omitempty"`
+
+	// trustAudit is the read-only check, once per resync period, of the
+	// trust of the roles of Kubeflow Profiles that no AwsKubeflowProfiles
+	// manages; the roles this object manages are kept exact instead.
+	// +optional
+	TrustAudit TrustAuditStatus `json:"trustAudit,omitzero"`
+}
+
+// TrustAuditStatus reports the roles of unmanaged Profiles whose trust
+// admits more than their namespace's default-editor.
+type TrustAuditStatus struct {
+	// checkedAt is when the roles were last read.
+	// +optional
+	CheckedAt *metav1.Time `json:"checkedAt,omitempty"`
+
+	// profiles is how many Profiles with the AwsIamForServiceAccount plugin
+	// and no AwsKubeflowProfiles were checked.
+	// +optional
+	Profiles int32 `json:"profiles,omitempty"`
+
+	// findings has one entry per checked Profile whose role admits more
+	// than its namespace's default-editor, or that could not be checked.
+	// +optional
+	// +listType=map
+	// +listMapKey=profile
+	// +kubebuilder:validation:MaxItems=100
+	Findings []TrustFinding `json:"findings,omitempty"`
+}
+
+// TrustFinding is one Profile whose role's trust is wider than it should be.
+type TrustFinding struct {
+	// profile is the Kubeflow Profile, and so the namespace.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Profile string `json:"profile"`
+
+	// roleARN is the role its plugin names.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	RoleARN string `json:"roleARN,omitempty"`
+
+	// reason is how the trust is open (AnySubject, WildcardSubject,
+	// ListedSubject, OtherProvider, OtherPrincipal, Unevaluable), or why it
+	// could not be checked (RoleMissing, CannotRead).
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+
+	// message says what the role admits and what to do.
+	// +required
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message"`
 }
 
 // AwsKubeflowProfiles gives every Kubeflow Profile of an EKS cluster its own

@@ -304,6 +304,9 @@ func (r *Reconciler) removeFinalizer(ctx context.Context, cr *v1alpha1.AwsKubefl
 	if err := r.Client.Patch(ctx, cr, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("removing finalizer %s: %w", v1alpha1.Finalizer, err)
 	}
+	if r.Metrics != nil {
+		r.Metrics.setTrustFindings(cr.Name, nil)
+	}
 	return nil
 }
 

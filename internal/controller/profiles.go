@@ -72,6 +72,7 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 		})
 	}
 	r.runAndRecord(ctx, s, tasks, existing, inSpec)
+	r.auditTrust(ctx, s, existing)
 }
 
 // runAndRecord runs the tasks together with closing the roles of retained

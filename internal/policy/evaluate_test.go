@@ -138,43 +138,45 @@ func TestIdentityOpenTo(t *testing.T) {
 		raw string
 		// admits is a subject the trust is expected to let in; "" for closed.
 		admits string
+		// opening is how; derived from admits for the simple cases below.
+		opening policy.Opening
 	}{
 		"exactly the own default-editor":    {raw: doc(exact)},
 		"the own subject, URL-encoded":      {raw: url.QueryEscape(trustPlain)},
 		"the own subject under StringLike":  {raw: doc(stmt(`{"StringEquals":{"` + k + `:aud":"sts.amazonaws.com"},"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:default-editor"}}`))},
 		"an explicit deny of the probe too": {raw: doc(exact, `{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"sts:*"}`)},
 		"audience only, as Kubeflow's revoke leaves it": {
-			raw: doc(stmt(`{"StringEquals":{"` + k + `:aud":["sts.amazonaws.com"]}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor",
+			raw: doc(stmt(`{"StringEquals":{"` + k + `:aud":["sts.amazonaws.com"]}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor", opening: policy.AnySubject,
 		},
-		"no condition at all": {raw: doc(stmt("")), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor"},
+		"no condition at all": {raw: doc(stmt("")), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor", opening: policy.AnySubject},
 		"StringLike system:serviceaccount:*": {
-			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:*"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor",
+			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:*"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor", opening: policy.WildcardSubject,
 		},
 		"StringLike on every service account of the namespace": {
-			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:*"}}`)), admits: "system:serviceaccount:team-a:kubeflow-aws-trust-probe",
+			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:*"}}`)), admits: "system:serviceaccount:team-a:kubeflow-aws-trust-probe", opening: policy.WildcardSubject,
 		},
 		"a ? wildcard that matches other namespaces": {
-			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-?:default-editor"}}`)), admits: "system:serviceaccount:team-x:default-editor",
+			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-?:default-editor"}}`)), admits: "system:serviceaccount:team-x:default-editor", opening: policy.WildcardSubject,
 		},
 		"a suffix wildcard on the service account": {
-			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:default-editor*"}}`)), admits: "system:serviceaccount:team-a:default-editorx",
+			raw: doc(stmt(`{"StringLike":{"` + k + `:sub":"system:serviceaccount:team-a:default-editor*"}}`)), admits: "system:serviceaccount:team-a:default-editorx", opening: policy.WildcardSubject,
 		},
 		"a second namespace in the sub list": {
 			raw:    doc(stmt(`{"StringEquals":{"` + k + `:sub":["system:serviceaccount:team-a:default-editor","system:serviceaccount:team-b:default-editor"]}}`)),
-			admits: "system:serviceaccount:team-b:default-editor",
+			admits: "system:serviceaccount:team-b:default-editor", opening: policy.ListedSubject,
 		},
-		"a second statement without subject": {raw: doc(exact, stmt("")), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor"},
+		"a second statement without subject": {raw: doc(exact, stmt("")), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor", opening: policy.AnySubject},
 		"a negated subject condition": {
-			raw: doc(stmt(`{"StringNotEquals":{"` + k + `:sub":"system:serviceaccount:kube-system:default"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor",
+			raw: doc(stmt(`{"StringNotEquals":{"` + k + `:sub":"system:serviceaccount:kube-system:default"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor", opening: policy.AnySubject,
 		},
 		"the own subject through another cluster's provider": {
 			raw:    doc(`{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/XYZ"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"oidc.eks.us-west-2.amazonaws.com/id/XYZ:sub":"system:serviceaccount:team-a:default-editor"}}}`),
-			admits: "system:serviceaccount:team-a:default-editor",
+			admits: "system:serviceaccount:team-a:default-editor", opening: policy.OtherProvider,
 		},
-		"any AWS principal":        {raw: doc(exact, `{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}`), admits: "-"},
-		"an EC2 service principal": {raw: doc(`{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}`), admits: "-"},
+		"any AWS principal":        {raw: doc(exact, `{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}`), admits: "-", opening: policy.OtherPrincipal},
+		"an EC2 service principal": {raw: doc(`{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}`), admits: "-", opening: policy.OtherPrincipal},
 		"an operator the evaluator does not know": {
-			raw: doc(stmt(`{"ArnLike":{"aws:SourceArn":"arn:aws:iam::*"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor",
+			raw: doc(stmt(`{"ArnLike":{"aws:SourceArn":"arn:aws:iam::*"}}`)), admits: "system:serviceaccount:kubeflow-aws-trust-probe:default-editor", opening: policy.Unevaluable,
 		},
 	}
 	for name, tc := range cases {
@@ -192,6 +194,9 @@ func TestIdentityOpenTo(t *testing.T) {
 			default:
 				g.Expect(open).To(BeTrue())
 				g.Expect(foreign.Subject).To(Equal(tc.admits), "%s", foreign)
+			}
+			if open {
+				g.Expect(foreign.Opening).To(Equal(tc.opening), "%s", foreign)
 			}
 		})
 	}

@@ -55,6 +55,32 @@ func (id Identity) AdmitsNoOne(trust Document) bool {
 	return !own
 }
 
+// Opening names how a trust admits more than its identity.
+type Opening string
+
+// The openings, from widest to narrowest.
+const (
+	// AnySubject: any web identity of the provider with the audience, as a
+	// trust with no sub condition (what Kubeflow's revoke leaves) or a
+	// negated one admits.
+	AnySubject Opening = "AnySubject"
+	// WildcardSubject: a sub pattern (StringLike * or ?) that matches other
+	// namespaces or service accounts.
+	WildcardSubject Opening = "WildcardSubject"
+	// ListedSubject: another subject named outright, such as a second
+	// namespace's default-editor.
+	ListedSubject Opening = "ListedSubject"
+	// OtherProvider: a web identity of another OIDC provider, that is of
+	// another cluster.
+	OtherProvider Opening = "OtherProvider"
+	// OtherPrincipal: an AWS, service or other principal that is no web
+	// identity.
+	OtherPrincipal Opening = "OtherPrincipal"
+	// Unevaluable: a condition the evaluator cannot decide, so the trust
+	// cannot be proven closed.
+	Unevaluable Opening = "Unevaluable"
+)
+
 // Foreign is a principal that a trust policy admits although it is not the
 // identity the role is meant for.
 type Foreign struct {
@@ -64,6 +90,8 @@ type Foreign struct {
 	Subject string
 	// Reason is the evaluator's explanation.
 	Reason string
+	// Opening is how the trust lets it in.
+	Opening Opening
 }
 
 // String names the admitted principal for a status message.
@@ -97,6 +125,8 @@ func (id Identity) OpenTo(trust Document) (Foreign, bool) {
 		ServiceAccountSubject(namespace, probeName),
 		probeName,
 	}
+	// A listed subject that came from a pattern is a wildcard's opening.
+	fromPattern := map[string]bool{}
 	providers := []string{id.ProviderARN}
 	others := []Request{{Action: "sts:AssumeRole", PrincipalType: "AWS", PrincipalID: "arn:aws:iam::000000000000:root"}}
 	for _, s := range trust.Statement {
@@ -119,6 +149,7 @@ func (id Identity) OpenTo(trust Document) (Foreign, bool) {
 					for _, filled := range []string{fill(v, ""), fill(v, "x")} {
 						if !contains(subjects, filled) {
 							subjects = append(subjects, filled)
+							fromPattern[filled] = filled != v
 						}
 					}
 				}
@@ -134,23 +165,47 @@ func (id Identity) OpenTo(trust Document) (Foreign, bool) {
 			if provider == id.ProviderARN && sub == id.Subject {
 				continue
 			}
-			if f, open := admits(trust, WebIdentityRequest(provider, issuer, sub, []string{Audience}), provider, sub); open {
-				return f, true
+			f, open := admits(trust, WebIdentityRequest(provider, issuer, sub, []string{Audience}), provider, sub)
+			if !open {
+				continue
 			}
+			switch {
+			case f.Opening == Unevaluable:
+			case provider != id.ProviderARN:
+				f.Opening = OtherProvider
+			case id.admitsAnySubject(trust):
+				f.Opening = AnySubject
+			case slices.Contains(subjects[:3], sub) || fromPattern[sub]:
+				f.Opening = WildcardSubject
+			default:
+				f.Opening = ListedSubject
+			}
+			return f, true
 		}
 	}
 	for _, req := range others {
 		if f, open := admits(trust, req, req.PrincipalType+" "+req.PrincipalID, ""); open {
+			if f.Opening == "" {
+				f.Opening = OtherPrincipal
+			}
 			return f, true
 		}
 	}
 	return Foreign{}, false
 }
 
+// admitsAnySubject reports whether trust admits, through the identity's own
+// provider, a subject that is no service account at all: only a trust that
+// does not constrain the subject does.
+func (id Identity) admitsAnySubject(trust Document) bool {
+	_, open := admits(trust, WebIdentityRequest(id.ProviderARN, id.Issuer, probeName, []string{Audience}), id.ProviderARN, probeName)
+	return open
+}
+
 func admits(trust Document, req Request, principal, subject string) (Foreign, bool) {
 	d, err := Evaluate(trust, req)
 	if err != nil {
-		return Foreign{Principal: principal, Subject: subject, Reason: "the trust cannot be evaluated: " + err.Error()}, true
+		return Foreign{Principal: principal, Subject: subject, Reason: "the trust cannot be evaluated: " + err.Error(), Opening: Unevaluable}, true
 	}
 	if d.Allowed {
 		return Foreign{Principal: principal, Subject: subject, Reason: d.Reason}, true

@@ -1,0 +1,143 @@
+package controller_test
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
+	"github.com/awskubeflowprofiles/operator/internal/controller"
+	"github.com/awskubeflowprofiles/operator/internal/desired"
+)
+
+var _ = Describe("Trust audit", Label("trust-audit", "invariant:no-foreign-writes"), func() {
+	// unmanagedProfile creates, as a Kubeflow user would without the
+	// operator, a Profile whose plugin names roleARN.
+	unmanagedProfile := func(name, roleARN string) {
+		GinkgoHelper()
+		p := desired.NewProfileObject()
+		p.SetName(name)
+		Expect(unstructured.SetNestedField(p.Object, map[string]any{"kind": "User", "name": name + "@example.com"}, "spec", "owner")).To(Succeed())
+		Expect(unstructured.SetNestedSlice(p.Object, []any{map[string]any{
+			"kind": "AwsIamForServiceAccount", "spec": map[string]any{"awsIamRole": roleARN},
+		}}, "spec", "plugins")).To(Succeed())
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, p) })
+	}
+	role := func(name, trust string) string {
+		GinkgoHelper()
+		out, err := aws_.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(trust)})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _, _ = aws_.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)}) })
+		return aws.ToString(out.Role.Arn)
+	}
+
+	It("reports, reading only, the unmanaged Profiles whose role admits more than their default-editor, once per resync", func() {
+		cluster := testCluster()
+		cr := newCR(cluster)
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		eventuallyReady(cluster)
+		provider, host := providerARNOf(cluster), "oidc.eks.us-west-2.amazonaws.com/id/"+cluster
+		trust := func(cond string) string {
+			return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":%q},"Action":"sts:AssumeRoleWithWebIdentity","Condition":%s}]}`, provider, cond)
+		}
+		sub := func(ns string) string { return "system:serviceaccount:" + ns + ":default-editor" }
+		exact, open, wild, second := "exact-"+cluster, "open-"+cluster, "wild-"+cluster, "second-"+cluster
+		roles := map[string]string{
+			exact:  role("audit-exact-"+cluster, trust(fmt.Sprintf(`{"StringEquals":{"%s:aud":"sts.amazonaws.com","%s:sub":%q}}`, host, host, sub(exact)))),
+			open:   role("audit-open-"+cluster, trust(fmt.Sprintf(`{"StringEquals":{"%s:aud":"sts.amazonaws.com"}}`, host))),
+			wild:   role("audit-wild-"+cluster, trust(fmt.Sprintf(`{"StringLike":{"%s:sub":"system:serviceaccount:*:default-editor"}}`, host))),
+			second: role("audit-second-"+cluster, trust(fmt.Sprintf(`{"StringEquals":{"%s:sub":[%q,%q]}}`, host, sub(second), sub("someone-else")))),
+		}
+		missing, foreign := "missing-"+cluster, "foreign-"+cluster
+		for name, arn := range roles {
+			unmanagedProfile(name, arn)
+		}
+		unmanagedProfile(missing, "arn:aws:iam::"+awsiamtest.AccountID+":role/no-such-role-"+cluster)
+		unmanagedProfile(foreign, "arn:aws:iam::210987654321:role/elsewhere")
+
+		By("an audit a resync period after the last")
+		before := aws_.Recorder.Calls()
+		r := newReconciler(k8s, apiReader, time.Hour)
+		rec := events.NewFakeRecorder(100)
+		r.Recorder = rec
+		r.Clock = clocktesting.NewFakePassiveClock(time.Now().Add(2 * time.Hour))
+		_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, cr)).To(Succeed())
+		audit := cr.Status.TrustAudit
+		Expect(audit.CheckedAt).NotTo(BeNil())
+		got := map[string]v1alpha1.TrustFinding{}
+		for _, f := range audit.Findings {
+			got[f.Profile] = f
+		}
+		want := map[string]string{open: "AnySubject", wild: "WildcardSubject", second: "ListedSubject", missing: controller.TrustRoleMissing, foreign: controller.TrustCannotRead}
+		for name, reason := range want {
+			Expect(got).To(HaveKey(name))
+			Expect(got[name].Reason).To(Equal(reason), "profile %s: %s", name, got[name].Message)
+		}
+		Expect(got).NotTo(HaveKey(exact), "a closed trust is no finding")
+		Expect(got[second].Message).To(ContainSubstring("system:serviceaccount:someone-else:default-editor"))
+		Expect(got[second].Message).To(ContainSubstring(roles[second]))
+		Expect(got[foreign].Message).To(ContainSubstring("account 210987654321"))
+		Expect(audit.Profiles).To(BeNumerically(">=", 6))
+
+		By("a Warning Event naming each Profile and its role, and the metric by reason")
+		var warnings []string
+		for len(rec.Events) > 0 {
+			warnings = append(warnings, <-rec.Events)
+		}
+		for _, name := range []string{open, wild, second, missing, foreign} {
+			Expect(warnings).To(ContainElement(And(ContainSubstring(controller.TrustTooWideReason), ContainSubstring("Profile "+name+":"))))
+		}
+		for reason, n := range map[string]float64{"AnySubject": 1, "WildcardSubject": 1, "ListedSubject": 1, controller.TrustRoleMissing: 1, controller.TrustCannotRead: 1} {
+			Expect(testutil.ToFloat64(r.Metrics.TrustFindings().WithLabelValues(cluster, reason))).To(BeNumerically(">=", n), reason)
+		}
+
+		By("reads only: nothing the operator does not own is written")
+		audited := func(c awsiamtest.Call) bool {
+			for _, arn := range roles {
+				if c.Mentions(roleName(arn)) {
+					return true
+				}
+			}
+			return c.Mentions("no-such-role-" + cluster)
+		}
+		var reads, writes int
+		for _, c := range aws_.Recorder.Calls()[len(before):] {
+			if audited(c) {
+				if c.Write() {
+					writes++
+				} else {
+					reads++
+				}
+			}
+		}
+		Expect(writes).To(BeZero())
+		Expect(reads).To(Equal(len(roles)+1), "one GetRole per role in the account")
+
+		By("no second audit within the period, and no second Event for the same finding")
+		mark := len(aws_.Recorder.Calls())
+		_, err = r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
+		Expect(err).NotTo(HaveOccurred())
+		for _, c := range aws_.Recorder.Calls()[mark:] {
+			Expect(audited(c)).To(BeFalse(), "call %s within the period", c.Action)
+		}
+		Expect(rec.Events).To(BeEmpty())
+	})
+})
+
+func roleName(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
