@@ -59,7 +59,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(v1alpha1.AddToScheme(env.Kube.Resources().GetScheme())).To(Succeed())
 	GinkgoWriter.Printf("target %s: cluster %s, artifacts in %s\n", target.Name(), env.Cluster.Name, env.Artifacts)
-}, NodeTimeout(30*time.Minute))
+}, NodeTimeout(45*time.Minute)) // kind with the OLM install: a cluster, images built from source, OLM
 
 // skipTarget skips the run on a target this machine cannot provide, or
 // fails it where E2E_REQUIRE_TARGET says the run exists to test that target
@@ -85,10 +85,14 @@ var _ = BeforeEach(func() {
 // target.
 var anySpecFailed bool
 
-var _ = AfterEach(func() {
-	if CurrentSpecReport().Failed() {
+// ReportAfterEach sees failures of a spec's cleanups and of AfterAll too.
+var _ = ReportAfterEach(func(report SpecReport) {
+	if report.Failed() {
 		anySpecFailed = true
 	}
+})
+
+var _ = AfterEach(func() {
 	if CurrentSpecReport().Failed() && env != nil && env.Logs != nil {
 		GinkgoWriter.Printf("operator log (tail):\n%s\n", env.Logs())
 	}

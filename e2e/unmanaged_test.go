@@ -36,12 +36,12 @@ type unmanagedProfile struct {
 
 // createUnmanagedProfile creates the admin's role at path, trusting only a
 // placeholder service account of the Profile's namespace through the
-// cluster's OIDC provider, and the Profile naming it. Both are removed when
-// the spec ends. Kubeflow's finalizer holds a Profile until the plugin's
-// revoke succeeds in IAM, so one whose role IAM keeps the profile controller
-// from editing (deniedByIAM) is switched to annotateOnly before it is deleted,
-// as an admin would.
-func createUnmanagedProfile(ctx context.Context, cr *v1alpha1.AwsKubeflowProfiles, name, path string, deniedByIAM bool) unmanagedProfile {
+// cluster's OIDC provider, checks that it admits no pod of the namespace
+// yet, and creates the Profile naming it. Both are removed when the spec
+// ends. (Kubeflow puts its finalizer on a Profile only once the plugin has
+// edited the role, so a Profile whose role IAM keeps the profile controller
+// from editing is deleted at once.)
+func createUnmanagedProfile(ctx context.Context, cr *v1alpha1.AwsKubeflowProfiles, name, path string) unmanagedProfile {
 	GinkgoHelper()
 	issuerHost := policy.IssuerHost(cr.Status.OIDCIssuerURL)
 	u := unmanagedProfile{name: name, role: "e2e-unmanaged-" + name}
@@ -56,6 +56,9 @@ func createUnmanagedProfile(ctx context.Context, cr *v1alpha1.AwsKubeflowProfile
 	Expect(err).NotTo(HaveOccurred())
 	u.roleARN = aws.ToString(out.Role.Arn)
 	DeferCleanup(func(ctx SpecContext) { deleteRole(ctx, u.role) })
+	admitted, err := u.admits(ctx, cr, name)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(admitted).To(BeFalse(), "before Kubeflow acts, the role admits no pod of %s", name)
 
 	profile := desired.NewProfileObject()
 	profile.SetName(name)
@@ -64,12 +67,7 @@ func createUnmanagedProfile(ctx context.Context, cr *v1alpha1.AwsKubeflowProfile
 		"kind": "AwsIamForServiceAccount", "spec": map[string]any{"awsIamRole": u.roleARN},
 	}}, "spec", "plugins")).To(Succeed())
 	Expect(env.Kube.Resources().Create(ctx, profile)).To(Succeed())
-	DeferCleanup(func(ctx SpecContext) {
-		if deniedByIAM {
-			setAnnotateOnly(ctx, name)
-		}
-		deleteProfileAndWait(ctx, name)
-	})
+	DeferCleanup(func(ctx SpecContext) { deleteProfileAndWait(ctx, name) })
 	return u
 }
 
@@ -95,30 +93,6 @@ func deleteProfileAndWait(ctx context.Context, name string) {
 	Eventually(func() bool {
 		return apierrors.IsNotFound(env.Kube.Resources().Get(ctx, name, "", desired.NewProfileObject()))
 	}).WithTimeout(kubeflowTrustTimeout).Should(BeTrue(), "Kubeflow's finalizer lets Profile %s go", name)
-}
-
-// setAnnotateOnly tells Kubeflow's plugin to leave the role's trust alone,
-// so that its finalizer does not wait on an IAM call that is refused.
-func setAnnotateOnly(ctx context.Context, name string) {
-	GinkgoHelper()
-	Eventually(func() error {
-		p := desired.NewProfileObject()
-		if err := env.Kube.Resources().Get(ctx, name, "", p); err != nil {
-			return err
-		}
-		plugins, _, _ := unstructured.NestedSlice(p.Object, "spec", "plugins")
-		for _, plugin := range plugins {
-			if m, ok := plugin.(map[string]any); ok {
-				if err := unstructured.SetNestedField(m, true, "spec", "annotateOnly"); err != nil {
-					return err
-				}
-			}
-		}
-		if err := unstructured.SetNestedSlice(p.Object, plugins, "spec", "plugins"); err != nil {
-			return err
-		}
-		return env.Kube.Resources().Update(ctx, p)
-	}).Should(Succeed())
 }
 
 // editorRoleAnnotation is the role default-editor of namespace is annotated
@@ -153,10 +127,7 @@ func profileControllerIRSA(ctx context.Context, cr *v1alpha1.AwsKubeflowProfiles
 	GinkgoHelper()
 	kubeflow, why := target.Has(framework.NeedsKubeflow)
 	By("an admin's role under the path the profile controller's policy covers, and a Profile for it the operator does not manage")
-	u := createUnmanagedProfile(ctx, cr, name, fmt.Sprintf("/kubeflow/%s/", env.Cluster.Name), false)
-	admitted, err := u.admits(ctx, cr, name)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(admitted).To(BeFalse(), "before Kubeflow acts, the role admits no pod of %s", name)
+	u := createUnmanagedProfile(ctx, cr, name, fmt.Sprintf("/kubeflow/%s/", env.Cluster.Name))
 	if !kubeflow {
 		By(fmt.Sprintf("%s: %s; the suite does what the plugin does, with its own credentials", target.Name(), why))
 		standInPlugin(ctx, u, kubeflowtest.Add)
@@ -171,6 +142,15 @@ func profileControllerIRSA(ctx context.Context, cr *v1alpha1.AwsKubeflowProfiles
 	Expect(u.admits(ctx, cr, otherNamespace)).To(BeFalse(), "and no other namespace's")
 
 	By("deleting the Profile: Kubeflow's finalizer takes the subject out of the trust again, with the same credentials")
+	if kubeflow {
+		// Kubeflow adds its finalizer just after the plugin's edit; a Profile
+		// deleted before that would go without the revoke.
+		Eventually(func() ([]string, error) {
+			p := desired.NewProfileObject()
+			err := env.Kube.Resources().Get(ctx, name, "", p)
+			return p.GetFinalizers(), err
+		}).WithTimeout(kubeflowTrustTimeout).Should(ContainElement(kubeflowFinalizer))
+	}
 	deleteProfileAndWait(ctx, name)
 	if !kubeflow {
 		standInPlugin(ctx, u, func(encoded, namespace string) (string, bool, error) {
@@ -185,7 +165,7 @@ func profileControllerIRSA(ctx context.Context, cr *v1alpha1.AwsKubeflowProfiles
 		return
 	}
 	By("a role outside that path: IAM refuses the profile controller, and the trust stays the admin's")
-	outside := createUnmanagedProfile(ctx, cr, name+"-outside", "/", true)
+	outside := createUnmanagedProfile(ctx, cr, name+"-outside", "/")
 	Eventually(editorRoleAnnotation).WithArguments(ctx, outside.name).WithTimeout(kubeflowTrustTimeout).
 		Should(Equal(outside.roleARN), "Kubeflow has reconciled the Profile")
 	Consistently(func() (bool, error) {

@@ -51,8 +51,10 @@ step "Kubeflow's profile controller, pointed at LocalStack"
 # The profile controller uses the AWS SDK for Go v2, whose web-identity
 # credentials call STS through the endpoint of STS, not the global one: each
 # service the controller reaches gets its own endpoint variable.
-overlay=$(mktemp -d)
-trap 'rm -rf "$overlay"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+overlay="$work/kubeflow"
+mkdir -p "$overlay"
 cat >"$overlay/kustomization.yaml" <<YAML
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -61,10 +63,10 @@ resources:
 images:
 - name: ghcr.io/kubeflow/dashboard/profile-controller
   newName: ${PROFILE_CONTROLLER_IMAGE%:*}
-  newTag: ${PROFILE_CONTROLLER_IMAGE##*:}
+  newTag: "${PROFILE_CONTROLLER_IMAGE##*:}"
 - name: ghcr.io/kubeflow/dashboard/access-management
   newName: ${ACCESS_MANAGEMENT_IMAGE%:*}
-  newTag: ${ACCESS_MANAGEMENT_IMAGE##*:}
+  newTag: "${ACCESS_MANAGEMENT_IMAGE##*:}"
 patches:
 - patch: |-
     apiVersion: apps/v1
@@ -92,16 +94,26 @@ operator_deployment=awskubeflowprofiles-controller-manager
 # of OperatorHub would, then gives the operator's CSV the kind target's
 # settings (localstack-patch.yaml, with each path under the CSV's deployment).
 install_with_olm() {
-  # kind's local-registry recipe: pushed to as localhost:5001 from the host,
-  # pulled as kind-registry:5000 by the nodes' containerd (certs.d, which
-  # node images from kind v0.27.0 read) and by OLM's pods, whose DNS reaches
-  # Docker's on the kind network.
-  step "a local registry ($REGISTRY_IMAGE) for the bundle"
-  if [[ "$(docker inspect -f '{{.State.Running}}' kind-registry 2>/dev/null)" != true ]]; then
-    docker run -d --restart=always -p 127.0.0.1:5001:5000 --network bridge --name kind-registry "$REGISTRY_IMAGE"
+  # kind's local-registry recipe, with one name for every client:
+  # kind-registry:5000 is the registry container to the nodes' containerd
+  # (certs.d, read by node images from kind v0.27.0) and to OLM's pods (their
+  # DNS reaches Docker's on the kind network), and 127.0.0.1:5000 to
+  # operator-sdk and docker on this host, through an /etc/hosts entry the
+  # e2e-kind workflow adds (docker treats a registry on a loopback address as
+  # plain HTTP).
+  step "a local registry ($REGISTRY_IMAGE) for the bundle, as kind-registry:5000"
+  if [[ "$(getent hosts kind-registry | awk '{print $1}')" != 127.0.0.1 ]]; then
+    echo "kind-install: kind-registry does not resolve to 127.0.0.1 on this host: add '127.0.0.1 kind-registry' to /etc/hosts (the e2e-kind workflow does)" >&2
+    exit 3
+  fi
+  if [[ "$(docker inspect -f '{{.State.Running}}' kind-registry 2>/dev/null || true)" != true ]]; then
+    docker rm -f kind-registry >/dev/null 2>&1 || true
+    docker run -d --restart=always -p 127.0.0.1:5000:5000 --network bridge --name kind-registry "$REGISTRY_IMAGE"
   fi
   docker network connect kind kind-registry 2>/dev/null || true
-  for node in $("$root/bin/kind" get nodes --name "$KIND_CLUSTER"); do
+  local nodes node
+  nodes=$("$root/bin/kind" get nodes --name "$KIND_CLUSTER")
+  for node in $nodes; do
     docker exec "$node" mkdir -p /etc/containerd/certs.d/kind-registry:5000
     printf '[host."http://kind-registry:5000"]\n' | docker exec -i "$node" cp /dev/stdin /etc/containerd/certs.d/kind-registry:5000/hosts.toml
   done
@@ -118,21 +130,38 @@ install_with_olm() {
   step "OLM $OLM_VERSION"
   "$root/bin/operator-sdk" olm status >/dev/null 2>&1 || "$root/bin/operator-sdk" olm install --version "$OLM_VERSION" --timeout 5m
 
-  step "the bundle of $IMG (make bundle), pushed to the local registry"
-  make -C "$root" bundle IMG="$IMG"
-  docker build -f "$root/bundle.Dockerfile" -t localhost:5001/awskubeflowprofiles-operator-bundle:e2e "$root"
-  docker push localhost:5001/awskubeflowprofiles-operator-bundle:e2e
+  # The bundle make bundle writes, for $IMG, written outside the working tree
+  # so that the committed bundle/ stays as it is.
+  step "the bundle of $IMG, pushed to the local registry"
+  local version bundle=kind-registry:5000/awskubeflowprofiles-operator-bundle:e2e
+  version=$(sed -n 's/^VERSION ?= //p' "$root/Makefile")
+  "$root/bin/kustomize" build "$root/config/manifests" |
+    (cd "$root" && go run ./hack/bundle -version "$version" -image "$IMG" -created-at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+      -maintainer "e2e <e2e@example.com>" -out "$work/bundle" -dockerfile "$work/bundle.Dockerfile")
+  docker build -f "$work/bundle.Dockerfile" -t "$bundle" "$work"
+  docker push "$bundle"
 
+  # operator-sdk serves the bundle from a file-based catalog only with its
+  # default index image, quay.io/operator-framework/opm:latest: a pinned opm
+  # image lacks the label that marks an FBC index and takes the deprecated
+  # SQLite path. That one image is not pinned here.
   step "the operator from its bundle (operator-sdk run bundle, AllNamespaces)"
   kubectl create namespace "$operator_ns" --dry-run=client -o yaml | kubectl apply -f -
-  "$root/bin/operator-sdk" run bundle kind-registry:5000/awskubeflowprofiles-operator-bundle:e2e \
-    --namespace "$operator_ns" --install-mode AllNamespaces --index-image "$OPM_IMAGE" --use-http --timeout 10m
+  "$root/bin/operator-sdk" run bundle "$bundle" --namespace "$operator_ns" --install-mode AllNamespaces --use-http --timeout 10m
   local csv
   csv=$(kubectl -n "$operator_ns" get csv -o name | grep awskubeflowprofiles-operator)
   kubectl -n "$operator_ns" patch "$csv" --type=json \
     -p "$(sed 's#path: /spec/#path: /spec/install/spec/deployments/0/spec/#' "$root/e2e/kind/operator/localstack-patch.yaml")"
-  # OLM rolls the Deployment out again from the patched CSV.
-  kubectl -n "$operator_ns" wait "$csv" --for=jsonpath='{.status.phase}'=Succeeded --timeout=5m
+  # OLM updates the Deployment from the patched CSV; the rollout status
+  # below means something only once the Deployment carries the patch.
+  local deadline=$((SECONDS + 300))
+  until kubectl -n "$operator_ns" get deployment "$operator_deployment" -o jsonpath='{.spec.template.spec.containers[0].args}' | grep -q -- '--resync-period=15s'; do
+    if ((SECONDS > deadline)); then
+      echo "kind-install: OLM did not apply the patched CSV to deployment $operator_deployment within 5 minutes" >&2
+      exit 1
+    fi
+    sleep 2
+  done
 }
 
 case "${OPERATOR_INSTALL:-kustomize}" in

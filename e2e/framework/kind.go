@@ -142,7 +142,10 @@ func (t *kindTarget) Start(ctx context.Context) (_ *Env, err error) {
 		IssuerURL: kindIssuer, ExpectIssuerURL: kindIssuer,
 	}
 	env.ResyncPeriod, env.Artifacts = kindResync, artifacts
+	// ctx ends with the suite's set-up; a failure report comes later.
 	env.Logs = func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		return podLogs(ctx, env.Clientset, OperatorNamespace, "control-plane=controller-manager")
 	}
 	env.CollectLogs = func(ctx context.Context, dir string) error {

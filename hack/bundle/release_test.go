@@ -36,8 +36,9 @@ spec:
 // repository shaped like this one: a release may only stamp the committed
 // bundle.
 func TestCheckReleaseBundle(t *testing.T) {
+	pushed := "ghcr.io/awskubeflowprofiles/operator:v0.1.0@sha256:" + strings.Repeat("a", 64)
 	stamped := strings.NewReplacer(
-		"ghcr.io/awskubeflowprofiles/operator:v0.1.0", "ghcr.io/awskubeflowprofiles/operator:v0.1.0@sha256:"+strings.Repeat("a", 64),
+		"ghcr.io/awskubeflowprofiles/operator:v0.1.0", pushed,
 		`createdAt: "2026-12-01T00:00:00Z"`, `createdAt: "2027-01-05T10:11:12Z"`,
 	).Replace(committedCSV)
 	tests := []struct {
@@ -47,6 +48,8 @@ func TestCheckReleaseBundle(t *testing.T) {
 		{name: "a tag the Makefile does not carry", version: "0.2.0", csv: stamped, wantErr: "tag v0.2.0 but the Makefile's VERSION is 0.1.0"},
 		{name: "a maintainer that was not committed", version: "0.1.0",
 			csv: strings.Replace(stamped, "maintainers@awskubeflowprofiles.dev", "someone@example.com", 1), wantErr: "differs from the committed one beyond createdAt"},
+		{name: "an image other than the one pushed", version: "0.1.0",
+			csv: strings.Replace(stamped, pushed, "ghcr.io/someone/else@sha256:"+strings.Repeat("b", 64), 1), wantErr: "names an image other than " + pushed},
 	}
 	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "check-release-bundle.sh"))
 	if err != nil {
@@ -79,7 +82,7 @@ func TestCheckReleaseBundle(t *testing.T) {
 			git("add", ".")
 			git("commit", "-q", "-m", "bundle")
 			write(releaseCSV, tt.csv, 0o644)
-			cmd := exec.Command(filepath.Join(dir, "scripts", "check-release-bundle.sh"), tt.version)
+			cmd := exec.Command(filepath.Join(dir, "scripts", "check-release-bundle.sh"), tt.version, pushed)
 			out, err := cmd.CombinedOutput()
 			if tt.wantErr == "" {
 				if err != nil {

@@ -88,7 +88,11 @@ func Lint(name string, data []byte) ([]string, error) {
 	var problems []string
 	for i, line := range strings.Split(string(data), "\n") {
 		m := usesLine.FindStringSubmatch(line)
-		if m == nil || strings.HasPrefix(m[1], "./") || strings.HasPrefix(m[1], "docker://") {
+		if m == nil {
+			continue
+		}
+		m[1] = strings.Trim(m[1], `"'`)
+		if strings.HasPrefix(m[1], "./") || strings.HasPrefix(m[1], "docker://") {
 			continue
 		}
 		if !pinned.MatchString(m[1]) {

@@ -32,6 +32,7 @@ jobs:
 		want           []string // substrings, one per problem
 	}{
 		{name: "pinned, read-only, with timeouts", workflow: good},
+		{name: "a quoted pin", workflow: strings.Replace(good, "actions/checkout@"+sha, `"actions/checkout@`+sha+`"`, 1)},
 		{name: "a tag", workflow: strings.Replace(good, "actions/checkout@"+sha, "actions/checkout@v7", 1), want: []string{"x.yaml:12: actions/checkout@v7 is not pinned by a full commit SHA"}},
 		{name: "a short SHA", workflow: strings.Replace(good, sha+" # v7.0.1", sha[:12]+" # v7.0.1", 1), want: []string{"is not pinned by a full commit SHA"}},
 		{name: "no release comment", workflow: strings.Replace(good, " # v7.0.1", "", 1), want: []string{"add the release the SHA is"}},
