@@ -98,7 +98,7 @@ func (t *eksTarget) Start(ctx context.Context) (*Env, error) {
 		env = append(env, "KUBECONFIG="+kubeconfig)
 	}
 	resync := "15s"
-	t.operator, err = operatorProcess(ctx, filepath.Join(t.root, "bin", "manager"), artifacts, resync, env)
+	t.operator, err = operatorProcess(ctx, "operator", filepath.Join(t.root, "bin", "manager"), artifacts, resync, env)
 	if err != nil {
 		return nil, err
 	}

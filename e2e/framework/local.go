@@ -63,7 +63,7 @@ func (t *localTarget) Start(ctx context.Context) (*Env, error) {
 	envFile := filepath.Join(artifacts, "localenv.env")
 	_ = os.Remove(envFile)
 	t.env, err = startProcess("localenv", artifacts, os.Environ(), filepath.Join(t.root, "bin", "localenv"),
-		"up", "--assets", t.assets(), "--root", t.root, "--env-file", envFile)
+		"up", "--assets", t.assets(), "--root", t.root, "--env-file", envFile, "--chaos")
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +81,11 @@ func (t *localTarget) Start(ctx context.Context) (*Env, error) {
 		}
 	}
 	resync := "5s"
-	t.operator, err = operatorProcess(ctx, filepath.Join(t.root, "bin", "manager"), artifacts, resync,
-		append(minimalEnv(), processEnv...))
+	operatorEnv := append(minimalEnv(), processEnv...)
+	// kumo takes far more than IAM's rate; the default limit of 10 calls a
+	// second would make the 100-profile fault spec take minutes of waiting.
+	operatorArgs := []string{"--aws-requests-per-second=200", "--aws-burst=200"}
+	t.operator, err = operatorProcess(ctx, "operator", filepath.Join(t.root, "bin", "manager"), artifacts, resync, operatorEnv, operatorArgs...)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +104,18 @@ func (t *localTarget) Start(ctx context.Context) (*Env, error) {
 	}
 	env.ResyncPeriod, env.Artifacts = resync, artifacts
 	env.Logs = func() string { return t.operator.tail(60) }
+	env.ChaosURL = vars["AWS_ENDPOINT_URL"] + awsiamtest.ChaosPath
+	restarts := 0
+	env.KillAndRestartOperator = func(ctx context.Context) error {
+		t.operator.kill()
+		restarts++
+		p, err := operatorProcess(ctx, fmt.Sprintf("operator-%d", restarts), filepath.Join(t.root, "bin", "manager"), artifacts, resync, operatorEnv, operatorArgs...)
+		if err != nil {
+			return err
+		}
+		t.operator = p
+		return nil
+	}
 	return env, nil
 }
 

@@ -82,6 +82,19 @@ func (p *process) stop(grace time.Duration) error {
 	}
 }
 
+// kill ends the process with SIGKILL, as a crash or an OOM kill would: it
+// runs no shutdown code.
+func (p *process) kill() {
+	if p == nil {
+		return
+	}
+	if ended, _ := p.exited(); ended {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	p.done <- <-p.done
+}
+
 // tail returns the last lines of the process's log.
 func (p *process) tail(lines int) string {
 	if p == nil {
@@ -161,7 +174,7 @@ func freeAddr() (string, error) {
 
 // operatorProcess runs the manager binary with the flags it has in a
 // cluster (metrics and probes on loopback) and waits until it is ready.
-func operatorProcess(ctx context.Context, bin, logDir, resync string, env []string) (*process, error) {
+func operatorProcess(ctx context.Context, name, bin, logDir, resync string, env []string, extraArgs ...string) (*process, error) {
 	metricsAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -170,10 +183,10 @@ func operatorProcess(ctx context.Context, bin, logDir, resync string, env []stri
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess("operator", logDir, env, bin,
-		"--metrics-bind-address="+metricsAddr, "--metrics-secure=false",
-		"--health-probe-bind-address="+probeAddr,
-		"--resync-period="+resync, "--zap-log-level=debug")
+	p, err := startProcess(name, logDir, env, bin, append([]string{
+		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false",
+		"--health-probe-bind-address=" + probeAddr,
+		"--resync-period=" + resync, "--zap-log-level=debug"}, extraArgs...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -90,6 +90,13 @@ type Env struct {
 	// runs them. Nil where there is nothing more to keep.
 	CollectLogs func(ctx context.Context, dir string) error
 
+	// ChaosURL controls the fault injection in front of the AWS emulator
+	// (awsiamtest.Chaos), where the target has it; "" elsewhere.
+	ChaosURL string
+	// KillAndRestartOperator kills the operator with SIGKILL and starts it
+	// again, where the operator runs as a process of the suite; nil elsewhere.
+	KillAndRestartOperator func(ctx context.Context) error
+
 	// PodAWSEndpoint is where pods reach the AWS emulator, on targets whose
 	// pods need one ("" for real AWS).
 	PodAWSEndpoint string

@@ -63,7 +63,7 @@ func start(ctx context.Context, c commonFlags, log func(string, ...any)) (*env, 
 		}
 	}()
 
-	e.aws = awsiamtest.Start()
+	e.aws = awsiamtest.StartWith(awsiamtest.Options{Chaos: c.chaos})
 	log("kumo AWS emulator listening on %s", e.aws.URL)
 	issuer, err := e.aws.CreateCluster(ctx, c.cluster)
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
 )
 
 func main() {
@@ -52,6 +54,7 @@ type commonFlags struct {
 	cluster string
 	region  string
 	root    string
+	chaos   bool
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -70,6 +73,7 @@ func upCommand(args []string) error {
 	var common commonFlags
 	common.register(fs)
 	envFile := fs.String("env-file", "", "file to write KUBECONFIG, AWS_ENDPOINT_URL and friends to, as KEY=value lines")
+	fs.BoolVar(&common.chaos, "chaos", false, "put fault injection in front of kumo, off until configured at AWS_ENDPOINT_URL"+awsiamtest.ChaosPath)
 	_ = fs.Parse(args)
 	if *envFile == "" {
 		return fmt.Errorf("--env-file is required")

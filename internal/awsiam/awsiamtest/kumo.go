@@ -45,8 +45,10 @@ type Env struct {
 	STS      *sts.Client
 	EKS      *eks.Client
 	Recorder *Recorder
-	server   *kumo.Server
-	proxy    *httptest.Server
+	// Chaos injects faults when StartWith was asked for it; nil otherwise.
+	Chaos  *Chaos
+	server *kumo.Server
+	proxy  *httptest.Server
 }
 
 // Options change where and how Start serves kumo.
@@ -58,6 +60,8 @@ type Options struct {
 	// TokenKey, when set, is the key web identity tokens must be signed
 	// with to be exchanged at STS.
 	TokenKey *rsa.PublicKey
+	// Chaos puts a Chaos in front of the proxy, off until configured.
+	Chaos bool
 }
 
 // Start runs kumo on a random loopback port, behind a proxy on another that
@@ -86,7 +90,13 @@ func StartWith(o Options) *Env {
 	rp.ModifyResponse = oneAccount
 	direct := Config(srv.URL, nil)
 	guard := &stsGuard{next: rp, iam: iam.NewFromConfig(direct), verifyKey: o.TokenKey, sessions: map[string]callerIdentity{}}
-	proxy := httptest.NewUnstartedServer(guard)
+	var handler http.Handler = guard
+	var chaos *Chaos
+	if o.Chaos {
+		chaos = NewChaos(guard)
+		handler = chaos
+	}
+	proxy := httptest.NewUnstartedServer(handler)
 	if o.ListenAddr != "" {
 		l, err := net.Listen("tcp", o.ListenAddr)
 		if err != nil {
@@ -105,6 +115,7 @@ func StartWith(o Options) *Env {
 		STS:      sts.NewFromConfig(cfg),
 		EKS:      eks.NewFromConfig(cfg),
 		Recorder: rec,
+		Chaos:    chaos,
 		server:   srv,
 		proxy:    proxy,
 	}
