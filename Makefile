@@ -93,9 +93,13 @@ test-e2e-node: ## Run the e2e suite on a real single-node cluster of this machin
 test-e2e: envtest build kustomize ## Run the e2e suite on E2E_TARGET (local, node, kind or eks); a target that cannot run here skips with the reason.
 	E2E_K8S_VERSION=$(ENVTEST_K8S_VERSION) scripts/e2e.sh $(E2E_TARGET) $(ENVTEST_DIR) $(GINKGO_FLAGS)
 
+BENCH_SIZES ?= 10,100,1000
+
 .PHONY: bench
-bench: ## Run the benchmarks of the pure packages and print a table.
+bench: envtest build ## Benchmark the pure packages, then the operator end to end for BENCH_SIZES profiles, rate limit lifted and default; prints tables.
 	go test -run '^$$' -bench . -benchmem ./internal/policy/ ./internal/desired/
+	go run ./hack/bench -assets "$(ENVTEST_DIR)" -manager bin/manager -n $(BENCH_SIZES) -rate 0 -resync 20s
+	go run ./hack/bench -assets "$(ENVTEST_DIR)" -manager bin/manager -n $(BENCH_SIZES) -rate 10 -resync 20s
 
 ##@ Build
 

@@ -72,10 +72,12 @@ type AwsKubeflowProfilesSpec struct {
 
 	// profiles lists the Kubeflow Profiles to manage, each with its own IAM
 	// role trusted only by the default-editor service account of its namespace.
+	// At 1000 the object, with its status, measures about 1 MiB (make bench),
+	// under etcd's 1.5 MiB.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
-	// +kubebuilder:validation:MaxItems=500
+	// +kubebuilder:validation:MaxItems=1000
 	Profiles []ProfileSpec `json:"profiles,omitempty"`
 
 	// deletionPolicy says what happens to created resources when a profile is

@@ -8,13 +8,13 @@ import (
 	"github.com/awskubeflowprofiles/operator/internal/desired"
 )
 
-// Build runs on every reconcile; this is its cost at the API's limit of 500
+// Build runs on every reconcile; this is its cost at the API's limit of 1000
 // profiles.
-func BenchmarkBuild500Profiles(b *testing.B) {
+func BenchmarkBuild1000Profiles(b *testing.B) {
 	spec := baseSpec()
 	spec.Profiles = nil
-	for i := range 500 {
-		spec.Profiles = append(spec.Profiles, v1alpha1.ProfileSpec{Name: fmt.Sprintf("team-%03d", i), Owner: v1alpha1.ProfileOwner{Name: "x"}})
+	for i := range 1000 {
+		spec.Profiles = append(spec.Profiles, v1alpha1.ProfileSpec{Name: fmt.Sprintf("team-%04d", i), Owner: v1alpha1.ProfileOwner{Name: "x"}})
 	}
 	for b.Loop() {
 		if _, err := desired.Build("kf", spec, facts); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -38,11 +39,12 @@ type Chaos struct {
 	lost        map[string]bool // Create* actions whose answer was dropped
 	rng         *rand.Rand
 	counts      map[string]int
+	calls       map[string]int // every call that reached the proxy, by action
 }
 
 // NewChaos wraps next; it injects nothing until told to.
 func NewChaos(next http.Handler) *Chaos {
-	return &Chaos{next: next, lost: map[string]bool{}, counts: map[string]int{}, rng: rand.New(rand.NewPCG(1, 1))}
+	return &Chaos{next: next, lost: map[string]bool{}, counts: map[string]int{}, calls: map[string]int{}, rng: rand.New(rand.NewPCG(1, 1))}
 }
 
 // ChaosPath is where Chaos is controlled.
@@ -67,15 +69,26 @@ func (c *Chaos) Configure(rate float64, seed uint64, slow time.Duration, loseCre
 	c.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
+// Calls returns, by action, the calls that reached the proxy since the last
+// ResetCalls, faulted or not: what a process outside the test made.
+func (c *Chaos) Calls() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.calls)
+}
+
+// ResetCalls forgets the counted calls.
+func (c *Chaos) ResetCalls() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = map[string]int{}
+}
+
 // Counts returns how many faults of each kind were injected.
 func (c *Chaos) Counts() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.counts))
-	for k, v := range c.counts {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.counts)
 }
 
 func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -93,6 +106,12 @@ func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if form, err := url.ParseQuery(string(body)); err == nil {
 		action = form.Get("Action")
 	}
+	if action == "" {
+		action = restAction(r)
+	}
+	c.mu.Lock()
+	c.calls[action]++
+	c.mu.Unlock()
 	fault, delay := c.choose(action, r)
 	switch fault {
 	case Fault503:
@@ -120,7 +139,7 @@ func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // choose decides the fault for one call; only IAM calls (the form's Version
 // is IAM's) are touched, so discovery through STS and EKS stays reliable.
 func (c *Chaos) choose(action string, r *http.Request) (string, time.Duration) {
-	if action == "" || !isIAM(r) {
+	if !isIAM(r) {
 		return "", 0
 	}
 	c.mu.Lock()
