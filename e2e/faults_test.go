@@ -61,7 +61,6 @@ var _ = Describe("Under faults", Label("local", "faults"), func() {
 
 		By(fmt.Sprintf("the same spec with 20%% of IAM calls failing, the first answer of each Create* lost, and the operator killed at random (seed %d)", seed))
 		setChaos(ctx, fmt.Sprintf("rate=0.2&seed=%d&slow=700ms&lose-creates=true", seed))
-		DeferCleanup(func(ctx SpecContext) { setChaos(ctx, "rate=0") })
 		profileUIDs := map[string]string{}
 		watchProfiles := func() {
 			list := desired.NewProfileList()
@@ -76,6 +75,9 @@ var _ = Describe("Under faults", Label("local", "faults"), func() {
 			}
 		}
 		createFaultSpec(ctx, chaos, policyARN)
+		// Registered after the object's deletion, so it runs first: a failed
+		// spec tears down without faults.
+		DeferCleanup(func(ctx SpecContext) { setChaos(ctx, "rate=0") })
 		// Kill points: one before any Profile exists, then when the number of
 		// Profiles passes random thresholds, so that kills land at every stage
 		// of the convergence.

@@ -44,13 +44,17 @@ func (r *Reconciler) auditDue(s *scope) bool {
 }
 
 // auditTrust reads, and never writes, the role of every Profile with
-// Kubeflow's AwsIamForServiceAccount plugin that no AwsKubeflowProfiles
-// manages, and reports on the status, as a Warning Event and as a metric the
+// Kubeflow's AwsIamForServiceAccount plugin that no existing
+// AwsKubeflowProfiles manages (retained ones of a deleted object included), and reports on the status, as a Warning Event and as a metric the
 // roles whose trust admits more than the Profile's own default-editor through
 // this cluster's OIDC provider. Roles this object manages are not audited
 // here: every pass keeps their trust exact.
 func (r *Reconciler) auditTrust(ctx context.Context, s *scope, profiles map[string]*unstructured.Unstructured) {
 	if !r.auditDue(s) || s.state.OIDCProvider.ARN == "" {
+		// A restarted operator shows what the last audit found until its own.
+		if r.Metrics != nil {
+			r.Metrics.setTrustFindings(s.cr.Name, s.cr.Status.TrustAudit.Findings)
+		}
 		return
 	}
 	previous := map[string]v1alpha1.TrustFinding{}
@@ -59,7 +63,8 @@ func (r *Reconciler) auditTrust(ctx context.Context, s *scope, profiles map[stri
 	}
 	names := make([]string, 0, len(profiles))
 	for name, p := range profiles {
-		if _, managed := p.GetLabels()[desired.LabelOwner]; managed {
+		// A Profile retained by an object since deleted is no one's: audit it.
+		if owner := p.GetLabels()[desired.LabelOwner]; owner != "" && !s.isGone(owner) {
 			continue
 		}
 		if _, _, found := desired.ProfilePlugin(p); found {

@@ -5,7 +5,8 @@ import (
 )
 
 // ClusterOwner returns the name of the object that manages cr's cluster
-// instead of cr: the oldest other object (by creation time, then name) that
+// instead of cr: the oldest other object (by creation time; see
+// createdBefore for a tie) that
 // names the same cluster (name and region, and the account where both name
 // one) and was created before cr. Of a set of objects naming one cluster,
 // exactly one has no such owner, and a newer object never displaces it.
@@ -33,10 +34,21 @@ func sameCluster(a, b v1alpha1.ClusterSpec) bool {
 	return a.AccountID == "" || b.AccountID == "" || a.AccountID == b.AccountID
 }
 
+// createdBefore orders objects by creation time. Creation times have whole
+// seconds, so of two created in one second the one that already manages the
+// cluster (it has a status) comes first, and only then the name: a newer
+// object must not displace one already writing for the cluster.
 func createdBefore(a, b *v1alpha1.AwsKubeflowProfiles) bool {
 	ta, tb := a.CreationTimestamp, b.CreationTimestamp
 	if !ta.Equal(&tb) {
 		return ta.Before(&tb)
 	}
+	if ha, hb := holdsCluster(a), holdsCluster(b); ha != hb {
+		return ha
+	}
 	return a.Name < b.Name
+}
+
+func holdsCluster(o *v1alpha1.AwsKubeflowProfiles) bool {
+	return o.Status.ObservedGeneration > 0 || o.Status.OIDCProvider.ARN != ""
 }

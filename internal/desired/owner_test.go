@@ -33,6 +33,14 @@ func TestClusterOwner(t *testing.T) {
 			others: []v1alpha1.AwsKubeflowProfiles{obj("b", "prod", "us-west-2", "", time.Minute), obj("a", "prod", "us-west-2", "", 0)}, want: "a"},
 		{name: "created in the same second: by name", cr: obj("b", "prod", "us-west-2", "", 0),
 			others: []v1alpha1.AwsKubeflowProfiles{obj("a", "prod", "us-west-2", "", 0)}, want: "a"},
+		{name: "created in the same second: the one already managing it", cr: func() v1alpha1.AwsKubeflowProfiles {
+			o := obj("a", "prod", "us-west-2", "", 0)
+			return o
+		}(), others: []v1alpha1.AwsKubeflowProfiles{func() v1alpha1.AwsKubeflowProfiles {
+			o := obj("z", "prod", "us-west-2", "", 0)
+			o.Status.ObservedGeneration = 1
+			return o
+		}()}, want: "z"},
 		{name: "another cluster", cr: obj("b", "dev", "us-west-2", "", time.Minute),
 			others: []v1alpha1.AwsKubeflowProfiles{obj("a", "prod", "us-west-2", "", 0)}},
 		{name: "the same name in another region", cr: obj("b", "prod", "eu-west-1", "", time.Minute),

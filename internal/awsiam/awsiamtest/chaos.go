@@ -67,6 +67,9 @@ func (c *Chaos) Configure(rate float64, seed uint64, slow time.Duration, loseCre
 	defer c.mu.Unlock()
 	c.rate, c.slow, c.loseCreates = rate, slow, loseCreates
 	c.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	// A new configuration starts over: each Create* loses an answer again,
+	// and the counts are of this configuration's faults only.
+	c.lost, c.counts = map[string]bool{}, map[string]int{}
 }
 
 // Calls returns, by action, the calls that reached the proxy since the last
@@ -136,8 +139,9 @@ func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// choose decides the fault for one call; only IAM calls (the form's Version
-// is IAM's) are touched, so discovery through STS and EKS stays reliable.
+// choose decides the fault for one call; only IAM calls (by the service of
+// their signature) are touched, so discovery through STS and EKS stays
+// reliable.
 func (c *Chaos) choose(action string, r *http.Request) (string, time.Duration) {
 	if !isIAM(r) {
 		return "", 0
