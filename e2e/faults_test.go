@@ -153,9 +153,11 @@ func createFaultSpec(ctx context.Context, cluster, policyARN string) {
 
 func isReady(ctx context.Context, name string) bool {
 	cr := &v1alpha1.AwsKubeflowProfiles{}
-	if err := env.Kube.Resources().Get(ctx, name, "", cr); err != nil {
-		return false
-	}
+	return env.Kube.Resources().Get(ctx, name, "", cr) == nil && readyForItsGeneration(cr)
+}
+
+// readyForItsGeneration tells an object Ready for the spec it has now.
+func readyForItsGeneration(cr *v1alpha1.AwsKubeflowProfiles) bool {
 	c := meta.FindStatusCondition(cr.Status.Conditions, v1alpha1.ReadyCondition)
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == cr.Generation
 }

@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/klient/wait"
@@ -460,9 +459,7 @@ func waitReady(ctx context.Context, name string) *v1alpha1.AwsKubeflowProfiles {
 	GinkgoHelper()
 	cr := &v1alpha1.AwsKubeflowProfiles{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	err := wait.For(conditions.New(env.Kube.Resources()).ResourceMatch(cr, func(obj k8s.Object) bool {
-		o := obj.(*v1alpha1.AwsKubeflowProfiles)
-		c := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ReadyCondition)
-		return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == o.Generation
+		return readyForItsGeneration(obj.(*v1alpha1.AwsKubeflowProfiles))
 	}), wait.WithContext(ctx), wait.WithTimeout(defaultTimeout), wait.WithInterval(pollInterval))
 	if err != nil {
 		_ = env.Kube.Resources().Get(ctx, name, "", cr)
@@ -481,7 +478,7 @@ func roleName(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 
 func trustOf(ctx context.Context, role string) policy.Document {
 	GinkgoHelper()
-	doc, err := awsiamtest.RoleTrust(ctx, env.IAM, role)
+	doc, err := trustOfRole(ctx, role)
 	Expect(err).NotTo(HaveOccurred())
 	return doc
 }

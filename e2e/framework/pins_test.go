@@ -13,7 +13,7 @@ import (
 
 func projectRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs("../..")
+	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

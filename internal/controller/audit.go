@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -61,24 +62,23 @@ func (r *Reconciler) auditTrust(ctx context.Context, s *scope, profiles map[stri
 	for _, f := range s.cr.Status.TrustAudit.Findings {
 		previous[f.Profile] = f
 	}
-	names := make([]string, 0, len(profiles))
+	roles := map[string]string{} // Profile -> the role its plugin names
 	for name, p := range profiles {
 		// A Profile retained by an object since deleted is no one's: audit it.
 		if owner := p.GetLabels()[desired.LabelOwner]; owner != "" && !s.isGone(owner) {
 			continue
 		}
-		if _, _, found := desired.ProfilePlugin(p); found {
-			names = append(names, name)
+		if roleARN, _, found := desired.ProfilePlugin(p); found {
+			roles[name] = roleARN
 		}
 	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(roles))
 	var findings []v1alpha1.TrustFinding
 	for _, name := range names {
-		roleARN, _, _ := desired.ProfilePlugin(profiles[name])
-		f, ok, err := r.auditRole(ctx, s, name, roleARN)
+		f, ok, err := r.auditRole(ctx, s, name, roles[name])
 		if err != nil {
 			// A transient failure keeps what the last audit found.
-			ctrl.LoggerFrom(ctx).V(1).Info("Could not audit the trust of a Profile's role; keeping the last finding", "profile", name, "role", roleARN, "error", err.Error())
+			ctrl.LoggerFrom(ctx).V(1).Info("Could not audit the trust of a Profile's role; keeping the last finding", "profile", name, "role", roles[name], "error", err.Error())
 			if last, had := previous[name]; had {
 				findings = append(findings, last)
 			}

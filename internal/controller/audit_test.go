@@ -1,15 +1,9 @@
 package controller_test
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
-	"net/url"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -83,8 +77,7 @@ var _ = Describe("Trust audit", Label("trust-audit", "invariant:no-foreign-write
 		By("an audit a resync period after the last")
 		// Its own recorder: other objects of the suite audit these Profiles
 		// too when their audit is due, which is not this reconciler's count.
-		own := &callCounter{next: http.DefaultTransport}
-		ownCfg := awsiamtest.Config(aws_.URL, &http.Client{Transport: own})
+		ownCfg, own := awsiamtest.RecordedConfig(aws_.URL)
 		r := newReconciler(k8s, apiReader, time.Hour)
 		r.IAM = awsiam.NewClient(iam.NewFromConfig(ownCfg), sts.NewFromConfig(ownCfg), eks.NewFromConfig(ownCfg),
 			awsiam.NewMetrics(prometheus.NewRegistry()), awsiam.Options{RequestsPerSecond: 500, Burst: 500})
@@ -129,61 +122,27 @@ var _ = Describe("Trust audit", Label("trust-audit", "invariant:no-foreign-write
 
 		By("reads only: nothing the operator does not own is written")
 		audited := append(slices.Collect(maps.Values(roles)), "no-such-role-"+cluster)
-		reads, writes := own.about(audited)
+		reads, writes := callsAbout(own, audited)
 		Expect(writes).To(BeZero())
 		Expect(reads).To(BeNumerically(">=", len(audited)), "a GetRole per role in the account")
 
 		By("no second audit within the period, and no second Event for the same finding")
-		own.reset()
+		own.Reset()
 		_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: cluster}})
 		Expect(err).NotTo(HaveOccurred())
-		reads, writes = own.about(audited)
+		reads, writes = callsAbout(own, audited)
 		Expect(reads+writes).To(BeZero(), "no call for those roles within the period")
 		Expect(rec.Events).To(BeEmpty())
 	})
 })
 
-func roleName(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
-
-// callCounter counts the IAM calls of one client whose form mentions a name.
-type callCounter struct {
-	next  http.RoundTripper
-	mu    sync.Mutex
-	forms []url.Values
-}
-
-func (c *callCounter) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		body, err := io.ReadAll(req.Body)
-		if err != nil {
-			return nil, err
-		}
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		if form, err := url.ParseQuery(string(body)); err == nil {
-			c.mu.Lock()
-			c.forms = append(c.forms, form)
-			c.mu.Unlock()
-		}
-	}
-	return c.next.RoundTrip(req)
-}
-
-func (c *callCounter) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.forms = nil
-}
-
-// about counts the reads and writes whose parameters name one of names.
-func (c *callCounter) about(names []string) (reads, writes int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, f := range c.forms {
-		call := awsiamtest.Call{Action: f.Get("Action"), Params: f}
-		if !slices.ContainsFunc(names, func(n string) bool { return call.Mentions(roleName(n)) }) {
-			continue
-		}
-		if call.Write() {
+// callsAbout counts the recorded reads and writes whose parameters name one
+// of the roles of arns.
+func callsAbout(rec *awsiamtest.Recorder, arns []string) (reads, writes int) {
+	for _, c := range rec.Matching(func(c awsiamtest.Call) bool {
+		return slices.ContainsFunc(arns, func(arn string) bool { return c.Mentions(roleName(arn)) })
+	}) {
+		if c.Write() {
 			writes++
 		} else {
 			reads++

@@ -173,7 +173,7 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		a, b := profileStatus(cr, long+"-a").RoleARN, profileStatus(cr, long+"-b").RoleARN
 		Expect(a).NotTo(Equal(b))
 		for _, arn := range []string{a, b} {
-			name := arn[strings.LastIndex(arn, "/")+1:]
+			name := roleName(arn)
 			Expect(len(name)).To(BeNumerically("<=", 64))
 			Expect(name).To(MatchRegexp(`^[\w+=,.@-]+$`))
 			_, err := getRole(name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,6 +193,9 @@ func eventuallyReady(name string) *v1alpha1.AwsKubeflowProfiles {
 }
 
 // getRole reads a role from kumo.
+// roleName is the name of a role from its ARN, whatever its path.
+func roleName(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+
 func getRole(name string) (*iam.GetRoleOutput, error) {
 	return aws_.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
 }

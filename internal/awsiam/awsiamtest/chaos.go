@@ -1,14 +1,11 @@
 package awsiamtest
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,16 +96,13 @@ func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.control(w, r)
 		return
 	}
-	body, err := io.ReadAll(r.Body)
+	form, body, err := readForm(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	action := ""
-	if form, err := url.ParseQuery(string(body)); err == nil {
-		action = form.Get("Action")
-	}
+	r = withBody(r, body)
+	action := form.Get("Action")
 	if action == "" {
 		action = restAction(r)
 	}
@@ -118,9 +112,9 @@ func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fault, delay := c.choose(action, r)
 	switch fault {
 	case Fault503:
-		writeIAMError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "injected: the service is unavailable")
+		writeQueryError(w, http.StatusServiceUnavailable, iamNamespace, "ServiceUnavailable", "injected: the service is unavailable")
 	case FaultThrottle:
-		writeIAMError(w, http.StatusBadRequest, "Throttling", "injected: Rate exceeded")
+		writeQueryError(w, http.StatusBadRequest, iamNamespace, "Throttling", "injected: Rate exceeded")
 	case FaultDrop:
 		dropConnection(w)
 	case FaultLostReply:
@@ -183,11 +177,8 @@ func (c *Chaos) control(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeIAMError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>chaos</RequestId></ErrorResponse>`, code, msg)
-}
+// iamNamespace is the XML namespace of IAM's answers.
+const iamNamespace = "https://iam.amazonaws.com/doc/2010-05-08/"
 
 // dropConnection closes the client's connection without an answer.
 func dropConnection(w http.ResponseWriter) {

@@ -106,8 +106,7 @@ func StartWith(o Options) *Env {
 		proxy.Listener = l
 	}
 	proxy.Start()
-	rec := &Recorder{}
-	cfg := Config(proxy.URL, &http.Client{Transport: &recordingTransport{next: http.DefaultTransport, rec: rec}})
+	cfg, rec := RecordedConfig(proxy.URL)
 	return &Env{
 		URL:      proxy.URL,
 		Config:   cfg,
@@ -119,6 +118,14 @@ func StartWith(o Options) *Env {
 		server:   srv,
 		proxy:    proxy,
 	}
+}
+
+// RecordedConfig is an SDK configuration for the endpoint whose calls a new
+// Recorder of their own records, for a client whose calls must be told from
+// those of the rest of a test.
+func RecordedConfig(endpoint string) (aws.Config, *Recorder) {
+	rec := &Recorder{}
+	return Config(endpoint, &http.Client{Transport: &recordingTransport{next: http.DefaultTransport, rec: rec}}), rec
 }
 
 // kumoSTSAccount is the account kumo's STS answers.

@@ -186,10 +186,16 @@ func writeCallerIdentity(w http.ResponseWriter, id callerIdentity) {
 }
 
 func writeSTSError(w http.ResponseWriter, status int, code, msg string) {
+	writeQueryError(w, status, "https://sts.amazonaws.com/doc/2011-06-15/", code, msg)
+}
+
+// writeQueryError answers with an error of the AWS query protocol that STS
+// and IAM use, in the service's XML namespace.
+func writeQueryError(w http.ResponseWriter, status int, namespace, code, msg string) {
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>awsiamtest</RequestId></ErrorResponse>`,
-		xmlEscape(code), xmlEscape(msg))
+	fmt.Fprintf(w, `<ErrorResponse xmlns="%s"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>awsiamtest</RequestId></ErrorResponse>`,
+		namespace, xmlEscape(code), xmlEscape(msg))
 }
 
 func xmlEscape(s string) string {
