@@ -425,23 +425,11 @@ func (c *Client) GetRole(ctx context.Context, name string) (*Role, error) {
 	if r == nil {
 		return nil, fmt.Errorf("reading role %s: %w", name, errEmptyAnswer)
 	}
-	trust, err := policy.Parse(aws.ToString(r.AssumeRolePolicyDocument))
+	role, err := roleOf(*r)
 	if err != nil {
 		return nil, fmt.Errorf("reading the trust policy of role %s: %w", name, err)
 	}
-	role := &Role{
-		Name:               aws.ToString(r.RoleName),
-		Path:               aws.ToString(r.Path),
-		ARN:                aws.ToString(r.Arn),
-		Description:        aws.ToString(r.Description),
-		Trust:              trust,
-		MaxSessionDuration: aws.ToInt32(r.MaxSessionDuration),
-		Tags:               tagMap(r.Tags),
-	}
-	if r.PermissionsBoundary != nil {
-		role.PermissionsBoundaryARN = aws.ToString(r.PermissionsBoundary.PermissionsBoundaryArn)
-	}
-	return role, nil
+	return &role, nil
 }
 
 // CreateRole creates a role with its trust, boundary and tags.

@@ -231,6 +231,12 @@ func PlanRole(have Role, attached []string, inline map[string]policy.Document, w
 		b := want.PermissionsBoundaryARN
 		plan.SetBoundary = &b
 	}
+	planPolicies(&plan, attached, inline, want)
+	return plan
+}
+
+// planPolicies adds to plan the attachments and inline policies that differ.
+func planPolicies(plan *RolePlan, attached []string, inline map[string]policy.Document, want desired.Role) {
 	for _, arn := range want.ManagedPolicyARNs {
 		if !slices.Contains(attached, arn) {
 			plan.Attach = append(plan.Attach, arn)
@@ -251,7 +257,6 @@ func PlanRole(have Role, attached []string, inline map[string]policy.Document, w
 			plan.DeleteInline = append(plan.DeleteInline, name)
 		}
 	}
-	return plan
 }
 
 // Adoption says whether EnsureRole may take over a role of the desired name
@@ -271,6 +276,49 @@ type Adoption struct {
 // would remove what the spec does not list.
 var ErrAdoptionWouldRemove = errors.New("adoption would remove permissions the spec does not list")
 
+// CreateOrEnsureRole is EnsureRole for a role believed not to exist yet,
+// such as a new profile's: it creates the role first, so a new role costs
+// no read, and only a role that exists after all is read and ensured.
+func (c *Client) CreateOrEnsureRole(ctx context.Context, want desired.Role, owner desired.Owner, adopt Adoption) (RoleResult, error) {
+	arn, err := c.CreateRole(ctx, want)
+	switch {
+	case IsAlreadyExists(err):
+		return c.EnsureRole(ctx, want, owner, adopt)
+	case err != nil:
+		return RoleResult{}, err
+	}
+	return c.completeCreated(ctx, want, arn)
+}
+
+// completeCreated writes what creating a role leaves to write: its policies.
+func (c *Client) completeCreated(ctx context.Context, want desired.Role, arn string) (RoleResult, error) {
+	res := RoleResult{ARN: arn, Created: true}
+	res.Changes = append(res.Changes, Change{
+		Reason: "RoleCreated", Resource: "role", Action: "create",
+		Message: fmt.Sprintf("Created IAM role %s trusting %s", arn, subjectsOf(want.Trust)),
+	})
+	have := Role{Name: want.Name, Path: want.Path, ARN: arn, Description: want.Description, Trust: want.Trust,
+		PermissionsBoundaryARN: want.PermissionsBoundaryARN, MaxSessionDuration: want.MaxSessionDuration, Tags: want.Tags}
+	return c.applyRolePlan(ctx, res, want, PlanRole(have, nil, nil, want))
+}
+
+// PoliciesMatch reports whether a role's managed and inline policies are
+// exactly its spec's, reading only them: what a listing of roles leaves
+// out.
+func (c *Client) PoliciesMatch(ctx context.Context, want desired.Role) (bool, error) {
+	attached, err := c.AttachedPolicies(ctx, want.Name)
+	if err != nil {
+		return false, err
+	}
+	inline, err := c.InlinePolicies(ctx, want.Name)
+	if err != nil {
+		return false, err
+	}
+	var plan RolePlan
+	planPolicies(&plan, attached, inline, want)
+	return plan.Empty(), nil
+}
+
 // EnsureRole makes sure a role exists with exactly want's trust, settings
 // and permissions, writing only what differs. Whose the role is, is decided
 // before any write: a role of that name another object manages is refused;
@@ -288,15 +336,7 @@ func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desire
 		if err != nil {
 			return res, err
 		}
-		res.ARN, res.Created = arn, true
-		res.Changes = append(res.Changes, Change{
-			Reason: "RoleCreated", Resource: "role", Action: "create",
-			Message: fmt.Sprintf("Created IAM role %s trusting %s", arn, subjectsOf(want.Trust)),
-		})
-		// A new role has no permissions; only they remain to be written.
-		have = &Role{Name: want.Name, Path: want.Path, ARN: arn, Description: want.Description, Trust: want.Trust,
-			PermissionsBoundaryARN: want.PermissionsBoundaryARN, MaxSessionDuration: want.MaxSessionDuration, Tags: want.Tags}
-		return c.applyRolePlan(ctx, res, want, PlanRole(*have, nil, nil, want))
+		return c.completeCreated(ctx, want, arn)
 	case err != nil:
 		return res, err
 	}

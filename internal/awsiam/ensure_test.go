@@ -47,6 +47,19 @@ func wantRole(name string) desired.Role {
 	}
 }
 
+// createPolicies makes sure kumo has managed policies of these names; kumo
+// keeps one state per process, so another test may have made them.
+func createPolicies(t *testing.T, env *awsiamtest.Env, names ...string) {
+	t.Helper()
+	for _, p := range names {
+		_, err := env.IAM.CreatePolicy(context.Background(), &iam.CreatePolicyInput{PolicyName: aws.String(p),
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`)})
+		if err != nil && !awsiam.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestPlanRole(t *testing.T) {
 	want := wantRole("team-a-prod-role")
 	converged := awsiam.Role{
@@ -337,10 +350,7 @@ func TestEnsureRoleOnKumo(t *testing.T) {
 	env := awsiamtest.Start()
 	defer env.Close()
 	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
-	for _, p := range []string{"a", "b"} {
-		_, err := env.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(p), PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`)})
-		g.Expect(err).NotTo(HaveOccurred())
-	}
+	createPolicies(t, env, "a", "b")
 	want := wantRole("ensure-role-on-kumo")
 
 	res, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
@@ -495,12 +505,7 @@ func TestAdoptionOnKumo(t *testing.T) {
 	env := awsiamtest.Start()
 	defer env.Close()
 	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
-	for _, p := range []string{"a", "b", "legacy-extra"} {
-		_, err := env.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(p), PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`)})
-		if err != nil && !strings.Contains(err.Error(), "EntityAlreadyExists") {
-			t.Fatal(err)
-		}
-	}
+	createPolicies(t, env, "a", "b", "legacy-extra")
 	// A role made by hand as the Kubeflow on AWS guide says, with a policy
 	// and an inline policy of its own, and a trust that also admits EC2.
 	handMade := func(t *testing.T, name, trust string) desired.Role {

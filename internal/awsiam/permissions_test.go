@@ -161,6 +161,10 @@ func TestReadmePolicyCoversExactlyTheCalls(t *testing.T) {
 			"iam:ListInstanceProfilesForRole"},
 		arns: []string{acct + "role/kubeflow/prod/team-a-prod-role", acct + "role/teams/prod/team-a", acct + "role/legacy-team-role",
 			acct + "role/kf-profile-controller-prod-role", acct + "role/my-controller"},
+	}, {
+		what:    "the bulk reads of roles, which IAM authorizes on no resource",
+		actions: []string{"iam:ListRoles", "iam:GetAccountAuthorizationDetails"},
+		arns:    []string{"*"},
 	}}
 	var classified []string
 	for _, r := range reach {

@@ -62,6 +62,9 @@ type Options struct {
 	TokenKey *rsa.PublicKey
 	// Chaos puts a Chaos in front of the proxy, off until configured.
 	Chaos bool
+	// AuthorizationDetails serves iam:GetAccountAuthorizationDetails, which
+	// kumo lacks, with a fake built from kumo's roles (see details.go).
+	AuthorizationDetails bool
 }
 
 // Start runs kumo on a random loopback port, behind a proxy on another that
@@ -89,7 +92,7 @@ func StartWith(o Options) *Env {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.ModifyResponse = oneAccount
 	direct := Config(srv.URL, nil)
-	guard := &stsGuard{next: rp, iam: iam.NewFromConfig(direct), verifyKey: o.TokenKey, sessions: map[string]callerIdentity{}}
+	guard := &stsGuard{next: rp, iam: iam.NewFromConfig(direct), verifyKey: o.TokenKey, details: o.AuthorizationDetails, sessions: map[string]callerIdentity{}}
 	var handler http.Handler = guard
 	var chaos *Chaos
 	if o.Chaos {

@@ -35,6 +35,8 @@ type stsGuard struct {
 	iam  *iam.Client
 	// verifyKey, when set, is the key the tokens must be signed with.
 	verifyKey *rsa.PublicKey
+	// details serves a fake of iam:GetAccountAuthorizationDetails.
+	details bool
 
 	mu sync.Mutex
 	// sessions maps the access key of credentials the guard let through to
@@ -60,6 +62,12 @@ func (g *stsGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GetCallerIdentity":
 		if id, ok := g.session(r); ok {
 			writeCallerIdentity(w, id)
+			return
+		}
+		g.next.ServeHTTP(w, withBody(r, body))
+	case "GetAccountAuthorizationDetails":
+		if g.details {
+			g.authorizationDetails(w, r, form)
 			return
 		}
 		g.next.ServeHTTP(w, withBody(r, body))
