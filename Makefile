@@ -100,6 +100,7 @@ bench: envtest build ## Benchmark the pure packages, then the operator end to en
 	go test -run '^$$' -bench . -benchmem ./internal/policy/ ./internal/desired/
 	go run ./hack/bench -assets "$(ENVTEST_DIR)" -manager bin/manager -n $(BENCH_SIZES) -rate 0 -resync 20s
 	go run ./hack/bench -assets "$(ENVTEST_DIR)" -manager bin/manager -n $(BENCH_SIZES) -rate 10 -resync 20s
+	go run ./hack/bench -assets "$(ENVTEST_DIR)" -manager bin/manager -n $(BENCH_SIZES) -rate 0 -resync 20s -details
 
 ##@ Build
 

@@ -25,10 +25,13 @@ import (
 // being done. Retries with jittered backoff are the SDK's standard retryer,
 // configured where the SDK clients are built.
 type Client struct {
-	iam         IAMAPI
-	sts         STSAPI
-	eks         EKSAPI
-	limiter     *rate.Limiter
+	iam     IAMAPI
+	sts     STSAPI
+	eks     EKSAPI
+	limiter *rate.Limiter
+	// share, when set, is a stricter limiter the calls of this copy wait
+	// for first; see Share.
+	share       *rate.Limiter
 	metrics     *Metrics
 	callTimeout time.Duration
 	// region selects the partition's IAM and STS endpoints; "" keeps the
@@ -85,6 +88,15 @@ func (c *Client) InRegion(region string) *Client {
 	return &regional
 }
 
+// Share is a copy of c whose calls take at most fraction of the shared rate
+// limit, and still count against it: background work that must leave room
+// for the calls a user's change makes.
+func (c *Client) Share(fraction float64) *Client {
+	shared := *c
+	shared.share = rate.NewLimiter(c.limiter.Limit()*rate.Limit(fraction), 1)
+	return &shared
+}
+
 func (c *Client) iamRegion(o *iam.Options) {
 	if c.region != "" {
 		o.Region = c.region
@@ -102,6 +114,11 @@ func call[T any](ctx context.Context, c *Client, service, op string, fn func(con
 	var zero T
 	if _, gap := c.unsupported.Load(service + ":" + op); gap {
 		return zero, fmt.Errorf("%s %s: %w", service, op, ErrUnsupported)
+	}
+	if c.share != nil {
+		if err := c.share.Wait(ctx); err != nil {
+			return zero, fmt.Errorf("waiting for the AWS rate limiter: %w", err)
+		}
 	}
 	if err := c.limiter.Wait(ctx); err != nil {
 		return zero, fmt.Errorf("waiting for the AWS rate limiter: %w", err)

@@ -302,15 +302,46 @@ func (c *Client) completeCreated(ctx context.Context, want desired.Role, arn str
 	return c.applyRolePlan(ctx, res, want, PlanRole(have, nil, nil, want))
 }
 
+// rolePolicies reads the managed and inline policies of a role.
+func (c *Client) rolePolicies(ctx context.Context, name string) ([]string, map[string]policy.Document, error) {
+	attached, err := c.AttachedPolicies(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	inline, err := c.InlinePolicies(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return attached, inline, nil
+}
+
+// RoleMatches reports, reading only, whether a role is this owner's for
+// want's profile and exactly as want says: trust, settings, tags, boundary
+// and policies.
+func (c *Client) RoleMatches(ctx context.Context, want desired.Role, owner desired.Owner) (bool, error) {
+	have, err := c.GetRole(ctx, want.Name)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	attached, inline, err := c.rolePolicies(ctx, want.Name)
+	if err != nil {
+		return false, err
+	}
+	l := Listing{Roles: map[string]ListedRole{want.Name: {Role: *have, Detailed: true, Attached: attached, Inline: inline}}}
+	return l.Judge(want.Name, want, owner) == ListedMatches, nil
+}
+
 // PoliciesMatch reports whether a role's managed and inline policies are
 // exactly its spec's, reading only them: what a listing of roles leaves
 // out.
 func (c *Client) PoliciesMatch(ctx context.Context, want desired.Role) (bool, error) {
-	attached, err := c.AttachedPolicies(ctx, want.Name)
-	if err != nil {
-		return false, err
+	attached, inline, err := c.rolePolicies(ctx, want.Name)
+	if IsNotFound(err) {
+		return false, nil
 	}
-	inline, err := c.InlinePolicies(ctx, want.Name)
 	if err != nil {
 		return false, err
 	}
@@ -368,11 +399,7 @@ func (c *Client) EnsureRole(ctx context.Context, want desired.Role, owner desire
 			"%w: IAM role %s is at path %s but the spec asks for %s, and IAM cannot move a role; restore spec.iam.rolePath or delete the role so the operator recreates it",
 			ErrPathMismatch, have.ARN, have.Path, want.Path)
 	}
-	attached, err := c.AttachedPolicies(ctx, want.Name)
-	if err != nil {
-		return res, err
-	}
-	inline, err := c.InlinePolicies(ctx, want.Name)
+	attached, inline, err := c.rolePolicies(ctx, want.Name)
 	if err != nil {
 		return res, err
 	}

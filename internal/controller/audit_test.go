@@ -7,12 +7,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/events"
@@ -21,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
-	"github.com/awskubeflowprofiles/operator/internal/awsiam"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam/awsiamtest"
 	"github.com/awskubeflowprofiles/operator/internal/controller"
 	"github.com/awskubeflowprofiles/operator/internal/desired"
@@ -77,10 +73,7 @@ var _ = Describe("Trust audit", Label("trust-audit", "invariant:no-foreign-write
 		By("an audit a resync period after the last")
 		// Its own recorder: other objects of the suite audit these Profiles
 		// too when their audit is due, which is not this reconciler's count.
-		ownCfg, own := awsiamtest.RecordedConfig(aws_.URL)
-		r := newReconciler(k8s, apiReader, time.Hour)
-		r.IAM = awsiam.NewClient(iam.NewFromConfig(ownCfg), sts.NewFromConfig(ownCfg), eks.NewFromConfig(ownCfg),
-			awsiam.NewMetrics(prometheus.NewRegistry()), awsiam.Options{RequestsPerSecond: 500, Burst: 500})
+		r, own := reconcilerWithOwnRecorder(aws_.URL)
 		rec := events.NewFakeRecorder(100)
 		r.Recorder = rec
 		r.Clock = clocktesting.NewFakePassiveClock(time.Now().Add(2 * time.Hour))

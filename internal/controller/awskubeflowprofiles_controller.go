@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -89,6 +90,14 @@ type Reconciler struct {
 	account sync.Map
 	// policies caches, by ARN, whether a managed policy a spec names exists.
 	policies sync.Map
+	// listed remembers, by object UID, when its roles were last listed.
+	listed sync.Map
+	// verifier checks the profile roles in the background; see verifier.
+	verifier     *verifier
+	verifierOnce sync.Once
+	// detailsDenied is set once the operator was refused
+	// iam:GetAccountAuthorizationDetails and said so.
+	detailsDenied atomic.Bool
 }
 
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles,verbs=get;list;watch;update;patch
@@ -125,6 +134,9 @@ type scope struct {
 	// missingPolicies are the managed policy ARNs the spec names that IAM
 	// does not know; see Reconciler.checkPolicies.
 	missingPolicies map[string]bool
+	// listing is the bulk read of the object's roles this pass made, or
+	// nil; see Reconciler.listForUnrecorded.
+	listing *awsiam.Listing
 }
 
 func (s *scope) owner() desired.Owner {
@@ -314,13 +326,18 @@ func (r *Reconciler) removeFinalizer(ctx context.Context, cr *v1alpha1.AwsKubefl
 // through the manager's cache, which holds only those carrying the
 // operator's label, so drift of the annotation is repaired at once.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	verifier := r.roleVerifier()
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.AwsKubeflowProfiles{}, builder.WithPredicates(specOrDeletionChanged())).
 		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(ownerFromLabel)).
+		WatchesRawSource(source.Channel(verifier.events, &handler.EnqueueRequestForObject{})).
 		Build(r)
 	if err != nil {
 		return err
+	}
+	if err := mgr.Add(verifier); err != nil {
+		return fmt.Errorf("adding the verifier of profile roles: %w", err)
 	}
 	r.profileWatch = &profileWatch{ctrl: c, cache: mgr.GetCache(), mapper: mgr.GetRESTMapper(), mapFn: r.profileOwners}
 	// Without Kubeflow's Profile CRD there is nothing to watch yet; the
@@ -395,9 +412,12 @@ const DefaultProfileControllerNamespace = "kubeflow"
 // CacheOptions limits the manager's cache of service accounts to those the
 // operator labelled in the profile controller's namespace: a cluster has
 // many, the operator may read only that namespace's, and only those are
-// watched.
+// watched. The cached AwsKubeflowProfiles lose their managed fields, which
+// the operator never reads and which, for the status of 1000 profiles, are
+// as large as the rest of the object.
 func CacheOptions(profileControllerNamespace string) cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&v1alpha1.AwsKubeflowProfiles{}: {Transform: cache.TransformStripManagedFields()},
 		&corev1.ServiceAccount{}: {
 			Label:      labels.SelectorFromSet(nil).Add(mustRequirement(desired.LabelOwner, selection.Exists)),
 			Namespaces: map[string]cache.Config{profileControllerNamespace: {}},

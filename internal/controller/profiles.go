@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -58,6 +59,7 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 		return
 	}
 	s.missingPolicies = r.checkPolicies(ctx, s)
+	s.listing = r.listForUnrecorded(ctx, s)
 	inSpec := map[string]bool{}
 	tasks := make([]func(context.Context) profileResult, 0, len(s.state.Profiles))
 	for _, p := range s.state.Profiles {
@@ -191,25 +193,31 @@ func released(results []profileResult) map[string]bool {
 // its own profile only.
 func (r *Reconciler) runProfiles(ctx context.Context, tasks []func(context.Context) profileResult) []profileResult {
 	results := make([]profileResult, len(tasks))
-	sem := make(chan struct{}, max(r.ProfileConcurrency, 1))
-	done := make(chan struct{})
-	for i, task := range tasks {
-		go func() {
-			sem <- struct{}{}
-			defer func() {
-				if p := recover(); p != nil {
-					results[i] = profileResult{keep: true, err: fmt.Errorf("reconciling a profile panicked: %v", p)}
-				}
-				<-sem
-				done <- struct{}{}
-			}()
-			results[i] = task(ctx)
-		}()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(max(r.ProfileConcurrency, 1), len(tasks)) {
+		wg.Go(func() {
+			for i := range next {
+				results[i] = runTask(ctx, tasks[i])
+			}
+		})
 	}
-	for range tasks {
-		<-done
+	for i := range tasks {
+		next <- i
 	}
+	close(next)
+	wg.Wait()
 	return results
+}
+
+// runTask runs one profile's task; a panic fails that profile only.
+func runTask(ctx context.Context, task func(context.Context) profileResult) (res profileResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = profileResult{keep: true, err: fmt.Errorf("reconciling a profile panicked: %v", p)}
+		}
+	}()
+	return task(ctx)
 }
 
 // recordProfiles folds per-profile results into the status entries and the
@@ -512,24 +520,39 @@ func (r *Reconciler) profileDeletedOutOfBand(ctx context.Context, s *scope, p de
 		awsiam.ErrPropagating, p.Name, have.GetFinalizers())
 }
 
-// ensureProfileRole makes the role match unless it was verified recently
-// with the same desired state, so a change to one profile costs IAM calls
-// for that profile only.
+// ensureProfileRole makes the role match unless it was verified with the
+// same desired state, so a change to one profile costs IAM calls for that
+// profile only. Roles verified before are checked again in the background,
+// once per resync period (see verifier), not here: an edit never waits
+// behind the checks of the other profiles.
 func (r *Reconciler) ensureProfileRole(ctx context.Context, s *scope, p desired.Profile) (string, error) {
 	unit := "profile/" + p.Name
-	adoption := awsiam.Adoption{Allowed: p.AdoptExisting, RemoveUnlisted: p.RemoveUnlistedOnAdoption}
-	hash := hashOf(p.Role, adoption)
-	if arn, ok := r.fresh(s, unit, hash); ok {
+	adoption, hash := profileAdoption(p)
+	if v, ok := r.current(s, unit, hash); ok {
+		return v.arn, nil
+	}
+	if arn, ok := r.verifiedByListing(s, p, hash); ok {
 		return arn, nil
 	}
-	role, err := s.iam.EnsureRole(ctx, p.Role, s.owner(), adoption)
+	ensure := s.iam.EnsureRole
+	if believedNew(s, p) {
+		ensure = s.iam.CreateOrEnsureRole
+	}
+	role, err := ensure(ctx, p.Role, s.owner(), adoption)
 	r.emit(ctx, s.cr, role.Changes)
 	if err != nil {
 		r.forget(s, unit)
 		return "", r.propagationOf(err, s.state.OIDCProvider.ARN)
 	}
-	r.markVerified(s, unit, hash, role.ARN)
+	r.markRoleVerified(s, p, hash, role.ARN, r.Clock.Now().UnixNano())
 	return role.ARN, nil
+}
+
+// profileAdoption is what the profile allows of adoption, and the digest
+// of its role's desired state with it.
+func profileAdoption(p desired.Profile) (awsiam.Adoption, string) {
+	adoption := awsiam.Adoption{Allowed: p.AdoptExisting, RemoveUnlisted: p.RemoveUnlistedOnAdoption}
+	return adoption, hashOf(p.Role, adoption)
 }
 
 func (r *Reconciler) applyProfile(ctx context.Context, want *unstructured.Unstructured) error {

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,6 +156,17 @@ func newReconciler(c client.Client, reader client.Reader, resync time.Duration) 
 		// Short, so specs see a teardown reported as stuck in seconds.
 		ProfileDeletionPatience: 3 * time.Second,
 	}
+}
+
+// reconcilerWithOwnRecorder is newReconciler over the kumo endpoint whose
+// calls a recorder of its own records: other objects of the suite make
+// calls too, which are not this reconciler's count.
+func reconcilerWithOwnRecorder(endpoint string) (*controller.Reconciler, *awsiamtest.Recorder) {
+	ownCfg, own := awsiamtest.RecordedConfig(endpoint)
+	r := newReconciler(k8s, apiReader, time.Hour)
+	r.IAM = awsiam.NewClient(iam.NewFromConfig(ownCfg), sts.NewFromConfig(ownCfg), eks.NewFromConfig(ownCfg),
+		awsiam.NewMetrics(prometheus.NewRegistry()), awsiam.Options{RequestsPerSecond: 500, Burst: 500})
+	return r, own
 }
 
 // drainEvents keeps the fake recorder from blocking; events are asserted

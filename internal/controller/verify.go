@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/awskubeflowprofiles/operator/internal/awsiam"
@@ -23,6 +25,23 @@ type verification struct {
 	hash string
 	arn  string
 	at   int64 // unix nanoseconds
+	// role is set for a profile's role, which the background verifier
+	// checks again once per resync period; see verifier.
+	role *roleCheck
+}
+
+// roleCheck is what the verifier needs to check a profile's role on its
+// own.
+type roleCheck struct {
+	object types.NamespacedName
+	uid    types.UID
+	region string
+	owner  desired.Owner
+	want   desired.Role
+	// roleAt is when the role's own attributes (trust, settings, tags)
+	// were last found true, by a listing or a full read; at is when its
+	// policies were.
+	roleAt int64
 }
 
 // fresh reports whether unit was verified in IAM with the same desired state
@@ -30,17 +49,51 @@ type verification struct {
 // the operator re-reads it once per resync period; in between, a spec change
 // costs IAM calls only for the parts whose desired state changed.
 func (r *Reconciler) fresh(s *scope, unit, hash string) (string, bool) {
-	v, ok := r.verified.Load(string(s.cr.UID) + "/" + unit)
+	ver, ok := r.current(s, unit, hash)
 	if !ok {
 		return "", false
 	}
-	ver := v.(verification)
 	age := r.Clock.Now().UnixNano() - ver.at
-	return ver.arn, ver.hash == hash && age >= 0 && age < r.ResyncPeriod.Nanoseconds()
+	return ver.arn, age >= 0 && age < r.ResyncPeriod.Nanoseconds()
+}
+
+// current returns the verification of unit if it was of the same desired
+// state, however old.
+func (r *Reconciler) current(s *scope, unit, hash string) (verification, bool) {
+	v, ok := r.verified.Load(string(s.cr.UID) + "/" + unit)
+	if !ok || v.(verification).hash != hash {
+		return verification{}, false
+	}
+	return v.(verification), true
 }
 
 func (r *Reconciler) markVerified(s *scope, unit, hash, arn string) {
 	r.verified.Store(string(s.cr.UID)+"/"+unit, verification{hash: hash, arn: arn, at: r.Clock.Now().UnixNano()})
+}
+
+// markRoleVerified records a profile's role as verified, its own attributes
+// at roleAt and its policies now. The first verification of a role is
+// dated back by a stable fraction of the resync period, so that the roles
+// of an object created together come due one after another across the
+// period rather than all at once.
+func (r *Reconciler) markRoleVerified(s *scope, p desired.Profile, hash, arn string, roleAt int64) {
+	key := string(s.cr.UID) + "/profile/" + p.Name
+	now := r.Clock.Now().UnixNano()
+	at := now
+	if _, known := r.verified.Load(key); !known {
+		at -= int64(spreadFraction(key) * float64(r.ResyncPeriod.Nanoseconds()))
+	}
+	r.verified.Store(key, verification{hash: hash, arn: arn, at: at, role: &roleCheck{
+		object: types.NamespacedName{Name: s.cr.Name}, uid: s.cr.UID, region: s.cr.Spec.Cluster.Region,
+		owner: desired.Owner{Name: s.cr.Name, Cluster: s.cr.Spec.Cluster.Name}, want: p.Role, roleAt: roleAt,
+	}})
+}
+
+// spreadFraction is a stable number in [0, 1) for key.
+func spreadFraction(key string) float64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	return float64(h.Sum64()>>11) / float64(1<<53)
 }
 
 func (r *Reconciler) forget(s *scope, unit string) {

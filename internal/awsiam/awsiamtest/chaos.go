@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,10 @@ type Chaos struct {
 	rng         *rand.Rand
 	counts      map[string]int
 	calls       map[string]int // every call that reached the proxy, by action
+	forms       []actionForm   // and their forms, for CallsMentioning
 }
+
+type actionForm struct{ action, form string }
 
 // NewChaos wraps next; it injects nothing until told to.
 func NewChaos(next http.Handler) *Chaos {
@@ -81,7 +85,21 @@ func (c *Chaos) Calls() map[string]int {
 func (c *Chaos) ResetCalls() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.calls = map[string]int{}
+	c.calls, c.forms = map[string]int{}, nil
+}
+
+// CallsMentioning returns, by action, the calls since the last ResetCalls
+// whose form has s in a parameter's value, such as a role's name.
+func (c *Chaos) CallsMentioning(s string) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for _, f := range c.forms {
+		if strings.Contains(f.form, s) {
+			out[f.action]++
+		}
+	}
+	return out
 }
 
 // Counts returns how many faults of each kind were injected.
@@ -108,6 +126,7 @@ func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	c.calls[action]++
+	c.forms = append(c.forms, actionForm{action: action, form: strings.Join(slices.Concat(slices.Collect(maps.Values(form))...), "\n")})
 	c.mu.Unlock()
 	fault, delay := c.choose(action, r)
 	switch fault {

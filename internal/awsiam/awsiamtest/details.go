@@ -102,7 +102,9 @@ func (g *stsGuard) allRoles(ctx context.Context) ([]iamtypes.Role, error) {
 		return nil, err
 	}
 	roles := out.Roles
-	slices.SortFunc(roles, func(a, b iamtypes.Role) int { return strings.Compare(aws.ToString(a.RoleName), aws.ToString(b.RoleName)) })
+	slices.SortFunc(roles, func(a, b iamtypes.Role) int {
+		return strings.Compare(aws.ToString(a.RoleName), aws.ToString(b.RoleName))
+	})
 	return roles, nil
 }
 

@@ -1,0 +1,243 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
+	"github.com/awskubeflowprofiles/operator/internal/awsiam"
+)
+
+// verifierShare is the fraction of the AWS rate limit the verifier may
+// take, so that the calls of an edit always find room.
+const verifierShare = 0.5
+
+// verifier checks the profile roles again, once per resync period each, in
+// the background and read-only, since IAM has no watch. The checks are
+// spread across the period: a role is due a period after it was last
+// verified, and the first verification of a role is dated back by a stable
+// fraction of the period (see markRoleVerified). Once per period and object
+// it lists the roles in bulk, which settles the trust, settings and tags of
+// every role in one call per 1000 roles, and with
+// GetAccountAuthorizationDetails their policies too; then only the policies
+// of each due role are read, two calls. A role found to differ is forgotten
+// and its object queued: the reconcile repairs it as it would an edit.
+//
+// Reconciles never wait for it, and it never takes more than verifierShare
+// of the rate limit, so an edit converges in seconds at any number of
+// profiles, during a resync or not.
+type verifier struct {
+	r      *Reconciler
+	iam    *awsiam.Client
+	events chan event.GenericEvent
+}
+
+func newVerifier(r *Reconciler) *verifier {
+	return &verifier{r: r, iam: r.IAM.Share(verifierShare), events: make(chan event.GenericEvent, 64)}
+}
+
+// NeedLeaderElection keeps the verifier to the leader, which alone writes.
+func (v *verifier) NeedLeaderElection() bool { return true }
+
+// tick is how often the verifier looks for due roles: often enough that a
+// role is checked soon after it is due, at the cost of a scan of memory.
+func (v *verifier) tick() time.Duration {
+	return min(time.Second, max(v.r.ResyncPeriod/20, 50*time.Millisecond))
+}
+
+// Start runs the verifier until ctx ends.
+func (v *verifier) Start(ctx context.Context) error {
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithName("verifier"))
+	t := time.NewTicker(v.tick())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			for _, obj := range v.pass(ctx) {
+				select {
+				case v.events <- event.GenericEvent{Object: &v1alpha1.AwsKubeflowProfiles{ObjectMeta: metav1.ObjectMeta{Name: obj.Name}}}:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}
+	}
+}
+
+// recorded is one verification on record.
+type recorded struct {
+	key string
+	v   verification
+}
+
+// VerifyDue checks the profile roles whose last verification is a resync
+// period old, as the background verifier does at each tick, and returns the
+// objects with a role that differs from its spec: they need a reconcile.
+func (r *Reconciler) VerifyDue(ctx context.Context) []types.NamespacedName {
+	return r.roleVerifier().pass(ctx)
+}
+
+func (r *Reconciler) roleVerifier() *verifier {
+	r.verifierOnce.Do(func() { r.verifier = newVerifier(r) })
+	return r.verifier
+}
+
+// pass checks the roles that are due, object by object, and returns the
+// objects with a role that differs.
+func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
+	var differ []types.NamespacedName
+	now, period := v.r.Clock.Now().UnixNano(), v.r.ResyncPeriod.Nanoseconds()
+	byObject := map[types.UID][]recorded{}
+	v.r.verified.Range(func(k, val any) bool {
+		if ver := val.(verification); ver.role != nil {
+			byObject[ver.role.uid] = append(byObject[ver.role.uid], recorded{key: k.(string), v: ver})
+		}
+		return true
+	})
+	for uid, records := range byObject {
+		if !slices.ContainsFunc(records, func(rec recorded) bool { return rec.v.at+period <= now }) {
+			continue
+		}
+		if !v.live(ctx, records[0].v.role) {
+			for _, rec := range records {
+				v.r.verified.CompareAndDelete(rec.key, rec.v)
+			}
+			v.r.listed.Delete(uid)
+			continue
+		}
+		if last, ok := v.r.listed.Load(uid); !ok || last.(int64)+period <= now {
+			var differs bool
+			records, differs = v.sweep(ctx, uid, records)
+			if differs {
+				differ = appendOnce(differ, records[0].v.role.object)
+			}
+		}
+		slices.SortFunc(records, func(a, b recorded) int { return cmp.Compare(a.v.at, b.v.at) })
+		for _, rec := range records {
+			if ctx.Err() != nil {
+				return differ
+			}
+			if rec.v.at+period <= v.r.Clock.Now().UnixNano() && !v.check(ctx, rec) {
+				differ = appendOnce(differ, rec.v.role.object)
+			}
+		}
+	}
+	return differ
+}
+
+func appendOnce(objs []types.NamespacedName, obj types.NamespacedName) []types.NamespacedName {
+	if slices.Contains(objs, obj) {
+		return objs
+	}
+	return append(objs, obj)
+}
+
+// live reports whether the object of a role is still there and not being
+// deleted; what a deleted object verified is dropped.
+func (v *verifier) live(ctx context.Context, c *roleCheck) bool {
+	cr := &v1alpha1.AwsKubeflowProfiles{}
+	err := v.r.Client.Get(ctx, c.object, cr)
+	if apierrors.IsNotFound(err) {
+		return false
+	}
+	return err != nil || (cr.UID == c.uid && cr.DeletionTimestamp.IsZero())
+}
+
+// sweep lists an object's roles in bulk and settles from the listing what
+// it can: roles that match in full are verified, roles whose own
+// attributes match have those verified, roles that differ are handed to
+// the reconcile. It returns the records as they now are, and whether a role
+// differs.
+func (v *verifier) sweep(ctx context.Context, uid types.UID, records []recorded) ([]recorded, bool) {
+	now, period := v.r.Clock.Now().UnixNano(), v.r.ResyncPeriod.Nanoseconds()
+	first := records[0].v.role
+	paths := map[string]bool{}
+	for _, rec := range records {
+		paths[rec.v.role.want.Path] = true
+	}
+	l, err := v.r.listRoles(ctx, v.iam.InRegion(first.region), slices.Sorted(maps.Keys(paths)))
+	if err != nil {
+		// Until the next try, a tenth of a period away, each due role is
+		// read on its own.
+		ctrl.LoggerFrom(ctx).V(1).Info("Could not list the roles in bulk", "awskubeflowprofiles", first.object.Name, "error", err.Error())
+		v.r.listed.Store(uid, now-period+period/10)
+		return records, false
+	}
+	v.r.listed.Store(uid, now)
+	out, differs := records[:0], false
+	for _, rec := range records {
+		c := *rec.v.role
+		next := rec.v
+		switch l.Judge(c.want.Name, c.want, c.owner) {
+		case awsiam.ListedMatches:
+			c.roleAt, next.at = now, now
+		case awsiam.ListedRoleMatches:
+			c.roleAt = now
+		case awsiam.ListedDiffers:
+			differs = v.forget(ctx, rec) || differs
+			continue
+		default:
+			out = append(out, rec)
+			continue
+		}
+		next.role = &c
+		if v.r.verified.CompareAndSwap(rec.key, rec.v, next) {
+			rec.v = next
+		}
+		out = append(out, rec)
+	}
+	return out, differs
+}
+
+// check reads one due role: only its policies when a listing verified the
+// rest within the period, all of it otherwise. It returns false when the
+// role differs.
+func (v *verifier) check(ctx context.Context, rec recorded) bool {
+	now, period := v.r.Clock.Now().UnixNano(), v.r.ResyncPeriod.Nanoseconds()
+	c := *rec.v.role
+	iamClient := v.iam.InRegion(c.region)
+	var ok bool
+	var err error
+	if c.roleAt+period > now {
+		ok, err = iamClient.PoliciesMatch(ctx, c.want)
+	} else {
+		ok, err = iamClient.RoleMatches(ctx, c.want, c.owner)
+		c.roleAt = now
+	}
+	next := rec.v
+	switch {
+	case err != nil:
+		// Tried again a tenth of a period later, not at every tick.
+		ctrl.LoggerFrom(ctx).V(1).Info("Could not verify a profile's role; trying again later", "awskubeflowprofiles", c.object.Name, "role", c.want.Name, "error", err.Error())
+		next.at = now - period + period/10
+	case !ok:
+		return !v.forget(ctx, rec)
+	default:
+		next.at, next.role = now, &c
+	}
+	v.r.verified.CompareAndSwap(rec.key, rec.v, next)
+	return true
+}
+
+// forget drops the verification of a role found to differ from its spec,
+// so that the reconcile its object needs reads the role in full and repairs
+// it. It returns false when the record changed meanwhile, as when a
+// reconcile wrote the role since.
+func (v *verifier) forget(ctx context.Context, rec recorded) bool {
+	if !v.r.verified.CompareAndDelete(rec.key, rec.v) {
+		return false
+	}
+	ctrl.LoggerFrom(ctx).Info("A profile's role differs from its spec; repairing it", "awskubeflowprofiles", rec.v.role.object.Name, "role", rec.v.role.want.Name)
+	return true
+}
