@@ -30,8 +30,9 @@ type Client struct {
 	eks     EKSAPI
 	limiter *rate.Limiter
 	// share, when set, is a stricter limiter the calls of this copy wait
-	// for first; see Share.
+	// for first, and appID names them in the user agent; see Background.
 	share       *rate.Limiter
+	appID       string
 	metrics     *Metrics
 	callTimeout time.Duration
 	// region selects the partition's IAM and STS endpoints; "" keeps the
@@ -88,18 +89,23 @@ func (c *Client) InRegion(region string) *Client {
 	return &regional
 }
 
-// Share is a copy of c whose calls take at most fraction of the shared rate
-// limit, and still count against it: background work that must leave room
-// for the calls a user's change makes.
-func (c *Client) Share(fraction float64) *Client {
+// Background is a copy of c for background work: its calls take at most
+// fraction of the shared rate limit, so the calls a user's change makes find
+// room, still count against it, and carry app/appID in their user agent, so
+// CloudTrail tells them apart.
+func (c *Client) Background(fraction float64, appID string) *Client {
 	shared := *c
 	shared.share = rate.NewLimiter(c.limiter.Limit()*rate.Limit(fraction), 1)
+	shared.appID = appID
 	return &shared
 }
 
 func (c *Client) iamRegion(o *iam.Options) {
 	if c.region != "" {
 		o.Region = c.region
+	}
+	if c.appID != "" {
+		o.AppID = c.appID
 	}
 }
 

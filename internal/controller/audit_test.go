@@ -127,6 +127,37 @@ var _ = Describe("Trust audit", Label("trust-audit", "invariant:no-foreign-write
 		Expect(reads+writes).To(BeZero(), "no call for those roles within the period")
 		Expect(rec.Events).To(BeEmpty())
 	})
+
+	It("audits a Profile that a deleted object retained, which no one manages any more", func() {
+		cluster := testCluster()
+		retained := "retained-" + cluster
+		first := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Name = "first-" + cluster
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: retained, Owner: owner("a")}}
+		})
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		eventuallyReady(first.Name)
+		deleteAndWait(first)
+		p, err := getProfile(retained)
+		Expect(err).NotTo(HaveOccurred(), "the deletion policy retains the Profile")
+		Expect(p.GetLabels()).To(HaveKeyWithValue(desired.LabelOwner, first.Name), "still labelled with the object that is gone")
+		DeferCleanup(func() { _ = k8s.Delete(ctx, p) })
+		roleARN, _, _ := desired.ProfilePlugin(p)
+
+		By("its role's trust opened later is reported by the object now managing the cluster")
+		_, err = aws_.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(roleName(roleARN)),
+			PolicyDocument: aws.String(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":%q},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"oidc.eks.us-west-2.amazonaws.com/id/%s:aud":"sts.amazonaws.com"}}}]}`, providerARNOf(cluster), cluster))})
+		Expect(err).NotTo(HaveOccurred())
+		second := newCR(cluster)
+		Expect(k8s.Create(ctx, second)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(second) })
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
+			g.Expect(second.Status.TrustAudit.Findings).To(ContainElement(And(
+				HaveField("Profile", retained), HaveField("RoleARN", roleARN), HaveField("Reason", "AnySubject"))))
+		}).Should(Succeed())
+	})
+
 })
 
 // callsAbout counts the recorded reads and writes whose parameters name one

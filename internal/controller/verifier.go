@@ -21,6 +21,11 @@ import (
 // take, so that the calls of an edit always find room.
 const verifierShare = 0.5
 
+// VerifierAppID is in the user agent of the verifier's calls, as
+// app/awskubeflowprofiles-verifier: CloudTrail, or a proxy, tells the
+// background reads from those of a reconcile by it.
+const VerifierAppID = "awskubeflowprofiles-verifier"
+
 // verifier checks the profile roles again, once per resync period each, in
 // the background and read-only, since IAM has no watch. The checks are
 // spread across the period: a role is due a period after it was last
@@ -42,7 +47,7 @@ type verifier struct {
 }
 
 func newVerifier(r *Reconciler) *verifier {
-	return &verifier{r: r, iam: r.IAM.Share(verifierShare), events: make(chan event.GenericEvent, 64)}
+	return &verifier{r: r, iam: r.IAM.Background(verifierShare, VerifierAppID), events: make(chan event.GenericEvent, 64)}
 }
 
 // NeedLeaderElection keeps the verifier to the leader, which alone writes.

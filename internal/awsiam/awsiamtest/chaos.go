@@ -41,7 +41,7 @@ type Chaos struct {
 	forms       []actionForm   // and their forms, for CallsMentioning
 }
 
-type actionForm struct{ action, form string }
+type actionForm struct{ action, form, userAgent string }
 
 // NewChaos wraps next; it injects nothing until told to.
 func NewChaos(next http.Handler) *Chaos {
@@ -91,11 +91,21 @@ func (c *Chaos) ResetCalls() {
 // CallsMentioning returns, by action, the calls since the last ResetCalls
 // whose form has s in a parameter's value, such as a role's name.
 func (c *Chaos) CallsMentioning(s string) map[string]int {
+	return c.callsWhere(func(f actionForm) bool { return strings.Contains(f.form, s) })
+}
+
+// CallsOfApp returns, by action, the calls since the last ResetCalls whose
+// user agent names the SDK application ID appID.
+func (c *Chaos) CallsOfApp(appID string) map[string]int {
+	return c.callsWhere(func(f actionForm) bool { return strings.Contains(f.userAgent, "app/"+appID) })
+}
+
+func (c *Chaos) callsWhere(keep func(actionForm) bool) map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string]int{}
 	for _, f := range c.forms {
-		if strings.Contains(f.form, s) {
+		if keep(f) {
 			out[f.action]++
 		}
 	}
@@ -126,7 +136,7 @@ func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	c.calls[action]++
-	c.forms = append(c.forms, actionForm{action: action, form: strings.Join(slices.Concat(slices.Collect(maps.Values(form))...), "\n")})
+	c.forms = append(c.forms, actionForm{action: action, form: strings.Join(slices.Concat(slices.Collect(maps.Values(form))...), "\n"), userAgent: r.UserAgent()})
 	c.mu.Unlock()
 	fault, delay := c.choose(action, r)
 	switch fault {
