@@ -53,6 +53,7 @@ type options struct {
 	metricsAddr          string
 	secureMetrics        bool
 	probeAddr            string
+	pprofAddr            string
 	leaderElect          bool
 	enableHTTP2          bool
 	resyncPeriod         time.Duration
@@ -73,6 +74,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS with authentication and authorization.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's pprof profiles, for measuring the operator; empty turns them off.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica reconciles at a time.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false,
@@ -131,6 +133,7 @@ func run(opts options) error {
 		Metrics:                metricsOpts,
 		WebhookServer:          webhook.NewServer(webhook.Options{TLSOpts: tlsOpts}),
 		HealthProbeBindAddress: opts.probeAddr,
+		PprofBindAddress:       opts.pprofAddr,
 		LeaderElection:         opts.leaderElect,
 		LeaderElectionID:       "awskubeflowprofiles.kubeflow.aws",
 		Cache:                  controller.CacheOptions(opts.controllerNamespace),

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +56,8 @@ func main() {
 	resync := flag.Duration("resync", 20*time.Second, "the manager's --resync-period, the window of the steady-state count; under -rate long enough for the checks of a period")
 	details := flag.Bool("details", false, "serve a fake of iam:GetAccountAuthorizationDetails, which kumo lacks")
 	root := flag.String("root", ".", "project root")
-	keep := flag.Bool("keep", false, "keep the manager's logs, at -zap-log-level=debug")
+	memLimit := flag.String("gomemlimit", "", "the manager's GOMEMLIMIT, as the deployment sets it; empty for Go's default (none)")
+	keep := flag.Bool("keep", false, "keep the manager's logs, at -zap-log-level=debug and with the GC's trace")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard()) // envtest's own logs are not the measurement
 	var ns []int
@@ -80,7 +83,7 @@ func main() {
 		if *rate > 0 {
 			period = max(period, (time.Duration(float64(2*n)/(*rate/2)*1.2) * time.Second).Round(time.Second))
 		}
-		r, err := measure(context.Background(), awsEnv, *assets, *root, *manager, n, rps, burst, period, *keep)
+		r, err := measure(context.Background(), awsEnv, *assets, *root, *manager, n, rps, burst, period, *keep, *memLimit)
 		if err != nil {
 			fail(fmt.Errorf("%d profiles: %w", n, err))
 		}
@@ -124,7 +127,7 @@ type result struct {
 
 // measure runs one manager, on a fresh control plane, for one object of n
 // profiles.
-func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager string, n int, rps float64, burst int, resync time.Duration, keep bool) (result, error) {
+func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager string, n int, rps float64, burst int, resync time.Duration, keep bool, memLimit string) (result, error) {
 	res := result{n: n, resync: resync}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -189,10 +192,16 @@ func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager 
 	cmd := exec.Command(manager, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--resync-period="+resync.String(),
 		fmt.Sprintf("--aws-requests-per-second=%g", rps), fmt.Sprintf("--aws-burst=%d", burst), "--profile-concurrency=8")
 	if keep {
-		cmd.Args = append(cmd.Args, "--zap-log-level=debug")
+		cmd.Args = append(cmd.Args, "--zap-log-level=debug", "--pprof-bind-address="+pprofAddr)
 	}
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "kubeconfig"),
 		"AWS_ENDPOINT_URL="+awsEnv.URL, "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench", "AWS_REGION=us-east-1")
+	if keep {
+		cmd.Env = append(cmd.Env, "GODEBUG=gctrace=1")
+	}
+	if memLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+memLimit)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return res, err
@@ -266,7 +275,30 @@ func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager 
 	all := awsEnv.Chaos.Calls()
 	res.otherWrites = total(all) - reads(all) - (total(mentioning) - reads(mentioning))
 	res.peakRSS = peakRSS(cmd.Process.Pid)
+	if keep {
+		saveProfile(filepath.Join(dir, "allocs.pprof"), "http://"+pprofAddr+"/debug/pprof/allocs")
+	}
 	return res, nil
+}
+
+// pprofAddr is where a manager run with -keep serves its profiles.
+const pprofAddr = "127.0.0.1:6065"
+
+// saveProfile writes the profile at url to path, or says why not.
+func saveProfile(path, url string) {
+	resp, err := http.Get(url) //nolint:gosec // the manager this run started, on loopback
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: reading a profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, data, 0o600)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: saving a profile:", err)
+	}
 }
 
 // waitReady polls, every 100 ms and within timeout, until the object is Ready

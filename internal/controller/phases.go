@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam"
@@ -57,11 +58,11 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) {
 // next resync sees that). Clusters of one name in two accounts, both named
 // in the specs, are different clusters.
 func (r *Reconciler) clusterClaimedByOther(ctx context.Context, s *scope) error {
-	list := &v1alpha1.AwsKubeflowProfilesList{}
-	if err := r.Client.List(ctx, list); err != nil {
+	all, err := r.cachedObjects(ctx)
+	if err != nil {
 		return fmt.Errorf("listing AwsKubeflowProfiles that may manage the same cluster: %w", err)
 	}
-	if other, ok := desired.ClusterOwner(s.cr, list.Items); ok {
+	if other, ok := desired.ClusterOwner(s.cr, all); ok {
 		c := s.cr.Spec.Cluster
 		return fmt.Errorf("%w: cluster %s in %s is managed by AwsKubeflowProfiles %s, and one object manages a cluster; move this object's spec.profiles into %s, or delete %s first",
 			desired.ErrInvalidSpec, c.Name, c.Region, other, other, other)
@@ -337,14 +338,25 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 	return r.keepIfNotOwned(s, err)
 }
 
+// cachedObjects are the AwsKubeflowProfiles of the cache, shared with it
+// rather than copied, since one can hold the status of 1000 profiles: they
+// are read only.
+func (r *Reconciler) cachedObjects(ctx context.Context) ([]v1alpha1.AwsKubeflowProfiles, error) {
+	list := &v1alpha1.AwsKubeflowProfilesList{}
+	if err := r.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
 // otherUserOfProvider names another AwsKubeflowProfiles whose roles trust
 // the same OIDC provider, or "".
 func (r *Reconciler) otherUserOfProvider(ctx context.Context, s *scope) (string, error) {
-	list := &v1alpha1.AwsKubeflowProfilesList{}
-	if err := r.Client.List(ctx, list); err != nil {
+	all, err := r.cachedObjects(ctx)
+	if err != nil {
 		return "", fmt.Errorf("listing AwsKubeflowProfiles that may share the OIDC provider: %w", err)
 	}
-	for _, other := range list.Items {
+	for _, other := range all {
 		if other.Name != s.cr.Name && other.Status.OIDCProvider.ARN == s.cr.Status.OIDCProvider.ARN {
 			return other.Name, nil
 		}

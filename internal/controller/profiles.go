@@ -323,7 +323,9 @@ func (r *Reconciler) listProfiles(ctx context.Context) (map[string]*unstructured
 		return nil, err
 	}
 	list := desired.NewProfileList()
-	if err := r.Client.List(ctx, list); err != nil {
+	// The cache's own objects, not copies of each at every pass: what
+	// changes a Profile copies it first.
+	if err := r.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		if meta.IsNoMatchError(err) {
 			return nil, fmt.Errorf("%w: %w", errKubeflowMissing, err)
 		}
@@ -472,6 +474,7 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 		}
 		return "Created", nil
 	case desired.ProfileRetained(have):
+		have = have.DeepCopy() // the cache's own copy; see listProfiles
 		patch := client.MergeFrom(have.DeepCopy())
 		annotations := have.GetAnnotations()
 		delete(annotations, desired.AnnotationRetained)
@@ -716,6 +719,7 @@ func (r *Reconciler) setAnnotateOnly(ctx context.Context, s *scope, have *unstru
 	if !needPlugin && !needMark {
 		return nil
 	}
+	have = have.DeepCopy() // the cache's own copy; see listProfiles
 	patch := client.MergeFrom(have.DeepCopy())
 	if needPlugin {
 		plugins, _, _ := unstructured.NestedSlice(have.Object, "spec", "plugins")

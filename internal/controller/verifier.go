@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -151,12 +150,12 @@ func appendOnce(objs []types.NamespacedName, obj types.NamespacedName) []types.N
 // live reports whether the object of a role is still there and not being
 // deleted; what a deleted object verified is dropped.
 func (v *verifier) live(ctx context.Context, c *roleCheck) bool {
-	cr := &v1alpha1.AwsKubeflowProfiles{}
-	err := v.r.Client.Get(ctx, c.object, cr)
-	if apierrors.IsNotFound(err) {
-		return false
+	all, err := v.r.cachedObjects(ctx)
+	if err != nil {
+		return true
 	}
-	return err != nil || (cr.UID == c.uid && cr.DeletionTimestamp.IsZero())
+	i := slices.IndexFunc(all, func(cr v1alpha1.AwsKubeflowProfiles) bool { return cr.UID == c.uid })
+	return i >= 0 && all[i].DeletionTimestamp.IsZero()
 }
 
 // sweep lists an object's roles in bulk and settles from the listing what
