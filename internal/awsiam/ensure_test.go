@@ -47,17 +47,21 @@ func wantRole(name string) desired.Role {
 	}
 }
 
-// createPolicies makes sure kumo has managed policies of these names; kumo
-// keeps one state per process, so another test may have made them.
-func createPolicies(t *testing.T, env *awsiamtest.Env, names ...string) {
+// onKumo starts kumo for the test, with a client over it, and makes sure
+// kumo has managed policies of these names; kumo keeps one state per
+// process, so another test may have made them.
+func onKumo(t *testing.T, o awsiamtest.Options, policies ...string) (*awsiamtest.Env, *awsiam.Client) {
 	t.Helper()
-	for _, p := range names {
+	env := awsiamtest.StartWith(o)
+	t.Cleanup(env.Close)
+	for _, p := range policies {
 		_, err := env.IAM.CreatePolicy(context.Background(), &iam.CreatePolicyInput{PolicyName: aws.String(p),
 			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`)})
 		if err != nil && !awsiam.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
 	}
+	return env, awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
 }
 
 func TestPlanRole(t *testing.T) {
@@ -347,10 +351,7 @@ func TestThrottlingIsRetryableAndCounted(t *testing.T) {
 func TestEnsureRoleOnKumo(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	env := awsiamtest.Start()
-	defer env.Close()
-	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
-	createPolicies(t, env, "a", "b")
+	env, c := onKumo(t, awsiamtest.Options{}, "a", "b")
 	want := wantRole("ensure-role-on-kumo")
 
 	res, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
@@ -400,9 +401,7 @@ func TestEnsureRoleOnKumo(t *testing.T) {
 func TestUnsupportedCallIsNotRepeated(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	env := awsiamtest.Start()
-	defer env.Close()
-	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
+	env, c := onKumo(t, awsiamtest.Options{})
 	want := wantRole("unsupported-boundary")
 	want.ManagedPolicyARNs, want.InlinePolicies = nil, nil
 	_, err := c.EnsureRole(ctx, want, owner, awsiam.Adoption{})
@@ -502,10 +501,7 @@ func TestCallsUseTheRegionOfTheCluster(t *testing.T) {
 // first adoption removes nothing the spec does not list unless told to.
 func TestAdoptionOnKumo(t *testing.T) {
 	ctx := context.Background()
-	env := awsiamtest.Start()
-	defer env.Close()
-	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
-	createPolicies(t, env, "a", "b", "legacy-extra")
+	env, c := onKumo(t, awsiamtest.Options{}, "a", "b", "legacy-extra")
 	// A role made by hand as the Kubeflow on AWS guide says, with a policy
 	// and an inline policy of its own, and a trust that also admits EC2.
 	handMade := func(t *testing.T, name, trust string) desired.Role {
@@ -648,9 +644,7 @@ func TestEnsureOIDCProviderTakesOverAndThenManages(t *testing.T) {
 func TestNeutraliseTrustOnlyOfTheProfilesOwnRole(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	env := awsiamtest.Start()
-	defer env.Close()
-	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
+	env, c := onKumo(t, awsiamtest.Options{})
 	want := wantRole("neutralise-own-only")
 	want.ManagedPolicyARNs, want.InlinePolicies = nil, nil
 	want.Tags = desired.OwnershipTags(owner, nil)

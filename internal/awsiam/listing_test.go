@@ -104,10 +104,7 @@ func TestJudgeAListedRole(t *testing.T) {
 func TestListingsOnKumo(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	env := awsiamtest.StartWith(awsiamtest.Options{AuthorizationDetails: true})
-	defer env.Close()
-	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
-	createPolicies(t, env, "a", "b")
+	env, c := onKumo(t, awsiamtest.Options{AuthorizationDetails: true}, "a", "b")
 	var wants []desired.Role
 	for _, name := range []string{"listed-1", "listed-2"} {
 		want := wantRole(name)
@@ -147,10 +144,7 @@ func TestListingsOnKumo(t *testing.T) {
 func TestCreateOrEnsureRoleCreatesWithoutReading(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	env := awsiamtest.Start()
-	defer env.Close()
-	c := awsiam.NewClient(env.IAM, env.STS, env.EKS, nil, awsiam.Options{})
-	createPolicies(t, env, "a", "b")
+	env, c := onKumo(t, awsiamtest.Options{}, "a", "b")
 	want := wantRole("create-first")
 
 	env.Recorder.Reset()
