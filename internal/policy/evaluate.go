@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -48,12 +50,16 @@ type Decision struct {
 // than a guess.
 func Evaluate(doc Document, req Request) (Decision, error) {
 	allowedBy := -1
+	var misses []string
 	for i, s := range doc.Statement {
-		applies, err := s.applies(req)
+		miss, err := s.mismatch(req)
 		if err != nil {
 			return Decision{}, fmt.Errorf("statement %d: %w", i, err)
 		}
-		if !applies {
+		if miss != "" {
+			if s.Effect == Allow {
+				misses = append(misses, fmt.Sprintf("statement %d: %s", i, miss))
+			}
 			continue
 		}
 		if s.Effect == Deny {
@@ -64,25 +70,27 @@ func Evaluate(doc Document, req Request) (Decision, error) {
 		}
 	}
 	if allowedBy < 0 {
-		return Decision{Reason: "no statement allows the request"}, nil
+		reason := "no statement allows the request"
+		if len(misses) > 0 {
+			reason += " (" + strings.Join(misses, "; ") + ")"
+		}
+		return Decision{Reason: reason}, nil
 	}
 	return Decision{Allowed: true, Reason: fmt.Sprintf("allowed by statement %d", allowedBy)}, nil
 }
 
-func (s Statement) applies(req Request) (bool, error) {
-	if len(s.Action) > 0 && !matchesAny(s.Action, req.Action, true) {
-		return false, nil
+// mismatch says why the statement does not apply to the request, or ""
+// when it does.
+func (s Statement) mismatch(req Request) (string, error) {
+	switch {
+	case len(s.Action) > 0 && !matchesAny(s.Action, req.Action, true),
+		len(s.NotAction) > 0 && matchesAny(s.NotAction, req.Action, true):
+		return "its action is not " + req.Action, nil
+	case s.Principal != nil && !principalMatches(s.Principal, req),
+		s.NotPrincipal != nil && principalMatches(s.NotPrincipal, req):
+		return fmt.Sprintf("its principal is not %s %s", req.PrincipalType, req.PrincipalID), nil
 	}
-	if len(s.NotAction) > 0 && matchesAny(s.NotAction, req.Action, true) {
-		return false, nil
-	}
-	if s.Principal != nil && !principalMatches(s.Principal, req) {
-		return false, nil
-	}
-	if s.NotPrincipal != nil && principalMatches(s.NotPrincipal, req) {
-		return false, nil
-	}
-	return conditionsMatch(s.Condition, req.Context)
+	return conditionMismatch(s.Condition, req.Context)
 }
 
 func principalMatches(p Principal, req Request) bool {
@@ -92,23 +100,28 @@ func principalMatches(p Principal, req Request) bool {
 	return contains(p[req.PrincipalType], req.PrincipalID)
 }
 
-func conditionsMatch(conds Conditions, ctx map[string][]string) (bool, error) {
+// conditionMismatch names the first condition, in the order of operators
+// and keys, that the context does not meet, or "".
+func conditionMismatch(conds Conditions, ctx map[string][]string) (string, error) {
 	lower := make(map[string][]string, len(ctx))
 	for k, v := range ctx {
 		lower[strings.ToLower(k)] = v
 	}
-	for op, keys := range conds {
-		for key, want := range keys {
-			ok, err := conditionMatches(op, want, lower[strings.ToLower(key)], hasKey(lower, key))
+	for _, op := range slices.Sorted(maps.Keys(conds)) {
+		keys := conds[op]
+		for _, key := range slices.Sorted(maps.Keys(keys)) {
+			want := keys[key]
+			got := lower[strings.ToLower(key)]
+			ok, err := conditionMatches(op, want, got, hasKey(lower, key))
 			if err != nil {
-				return false, fmt.Errorf("condition %s on %s: %w", op, key, err)
+				return "", fmt.Errorf("condition %s on %s: %w", op, key, err)
 			}
 			if !ok {
-				return false, nil
+				return fmt.Sprintf("condition %s on %s wants %v, the request has %v", op, key, []string(want), got), nil
 			}
 		}
 	}
-	return true, nil
+	return "", nil
 }
 
 func hasKey(ctx map[string][]string, key string) bool {

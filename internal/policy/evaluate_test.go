@@ -120,6 +120,38 @@ func TestEvaluateExplicitDenyWins(t *testing.T) {
 	g.Expect(d.Reason).To(ContainSubstring("explicitly denied"))
 }
 
+// A denial names, for each Allow, what of the request it does not admit.
+func TestEvaluateSaysWhichConditionFails(t *testing.T) {
+	trust := policy.WebIdentityTrust(providerARN, issuer, "system:serviceaccount:team-a:default-editor")
+	host := policy.IssuerHost(issuer)
+	cases := map[string]struct {
+		req  policy.Request
+		want string
+	}{
+		"another namespace's service account": {
+			req:  policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:team-b:default-editor", []string{policy.Audience}),
+			want: "statement 0: condition StringEquals on " + host + ":sub wants [system:serviceaccount:team-a:default-editor], the request has [system:serviceaccount:team-b:default-editor]",
+		},
+		"another audience": {
+			req:  policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:team-a:default-editor", []string{"vault"}),
+			want: "statement 0: condition StringEquals on " + host + ":aud wants [sts.amazonaws.com], the request has [vault]",
+		},
+		"another OIDC provider": {
+			req:  policy.WebIdentityRequest("arn:aws:iam::123456789012:oidc-provider/other", issuer, "system:serviceaccount:team-a:default-editor", []string{policy.Audience}),
+			want: "statement 0: its principal is not Federated arn:aws:iam::123456789012:oidc-provider/other",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			d, err := policy.Evaluate(trust, tc.req)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(d.Allowed).To(BeFalse())
+			g.Expect(d.Reason).To(Equal("no statement allows the request (" + tc.want + ")"))
+		})
+	}
+}
+
 func TestIdentityOpenTo(t *testing.T) {
 	k := "oidc.eks.us-west-2.amazonaws.com/id/ABC"
 	own := policy.Identity{ProviderARN: providerARN, Issuer: issuer, Subject: "system:serviceaccount:team-a:default-editor"}
