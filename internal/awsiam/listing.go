@@ -156,21 +156,13 @@ const (
 
 // Judge compares a listed role with its spec, without I/O. Only a role the
 // listing shows as owned by owner for the same profile can match: anything
-// else is for the full read to decide, before any write.
+// else is for the full read to decide, before any write. A role the listing
+// lacks is unknown, not missing: it may be adopted at another path, or too
+// new for the listing, or beyond what the endpoint answered.
 func (l Listing) Judge(name string, want desired.Role, owner desired.Owner) Verdict {
 	have, ok := l.Roles[name]
-	switch {
-	case !ok:
-		return ListedDiffers
-	case len(have.Tags) == 0 && !have.Detailed:
-		// ListRoles of real IAM carries no tags, so neither ownership nor
-		// tag drift can be told from it.
+	if !ok {
 		return ListedUnknown
-	case desired.OwnershipOf(have.Tags, owner) != desired.Ours || have.Tags[desired.TagProfile] != want.Tags[desired.TagProfile] || have.Path != want.Path:
-		return ListedDiffers
-	}
-	if _, open := want.Identity.OpenTo(have.Trust); open {
-		return ListedDiffers
 	}
 	attached, inline := have.Attached, have.Inline
 	if !have.Detailed {
@@ -182,8 +174,21 @@ func (l Listing) Judge(name string, want desired.Role, owner desired.Owner) Verd
 		// ListRoles of real IAM omits the boundary.
 		plan.SetBoundary = nil
 	}
+	_, open := want.Identity.OpenTo(have.Trust)
+	adopted := desired.Adopted(have.Tags)
+	if len(have.Tags) == 0 && !have.Detailed {
+		// ListRoles of real IAM carries no tags, so neither ownership nor
+		// tag drift can be told from it; the trust and settings can.
+		if open || plan.UpdateTrust || plan.UpdateSettings || have.Path != want.Path {
+			return ListedDiffers
+		}
+		return ListedUnknown
+	}
 	switch {
-	case !plan.Empty():
+	case desired.OwnershipOf(have.Tags, owner) != desired.Ours || have.Tags[desired.TagProfile] != want.Tags[desired.TagProfile]:
+		return ListedDiffers
+	case !adopted && have.Path != want.Path, open, !plan.Empty():
+		// An adopted role keeps the path it had.
 		return ListedDiffers
 	case have.Detailed:
 		return ListedMatches

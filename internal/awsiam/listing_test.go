@@ -41,11 +41,17 @@ func TestJudgeAListedRole(t *testing.T) {
 		mutate   func(l *awsiam.ListedRole)
 		want     awsiam.Verdict
 	}{
-		"ListRoles, converged: the policies are still to check": {want: awsiam.ListedRoleMatches},
-		"details, converged: nothing to read":                   {detailed: true, want: awsiam.ListedMatches},
-		"not listed: read it on its own":                        {absent: true, want: awsiam.ListedDiffers},
+		"ListRoles, converged: the policies are still to check":               {want: awsiam.ListedRoleMatches},
+		"details, converged: nothing to read":                                 {detailed: true, want: awsiam.ListedMatches},
+		"not listed (adopted elsewhere, too new, beyond the answer): unknown": {absent: true, want: awsiam.ListedUnknown},
 		"ListRoles without tags, as real IAM answers: unknown": {
 			mutate: func(l *awsiam.ListedRole) { l.Tags = nil }, want: awsiam.ListedUnknown,
+		},
+		"ListRoles without tags still shows an opened trust": {
+			mutate: func(l *awsiam.ListedRole) { l.Tags, l.Trust = nil, audOnly }, want: awsiam.ListedDiffers,
+		},
+		"an adopted role keeps the path it had": {
+			mutate: func(l *awsiam.ListedRole) { l.Path, l.Tags[desired.TagAdopted] = "/legacy/", "true" }, want: awsiam.ListedRoleMatches,
 		},
 		"trust left aud-only by Kubeflow's revoke": {
 			mutate: func(l *awsiam.ListedRole) { l.Trust = audOnly }, want: awsiam.ListedDiffers,
@@ -68,8 +74,8 @@ func TestJudgeAListedRole(t *testing.T) {
 		"a longer session set out of band": {
 			mutate: func(l *awsiam.ListedRole) { l.MaxSessionDuration = 43200 }, want: awsiam.ListedDiffers,
 		},
-		"ListRoles does not say the policies, so a detached one is not seen here": {
-			mutate: func(l *awsiam.ListedRole) { l.Attached = nil }, want: awsiam.ListedRoleMatches,
+		"ListRoles does not say the policies, so what the entry holds of them is not judged": {
+			mutate: func(l *awsiam.ListedRole) { l.Attached = []string{"arn:aws:iam::aws:policy/AdministratorAccess"} }, want: awsiam.ListedRoleMatches,
 		},
 		"details: a policy detached out of band": {
 			detailed: true, mutate: func(l *awsiam.ListedRole) { l.Attached = l.Attached[:1] }, want: awsiam.ListedDiffers,
@@ -139,6 +145,14 @@ func TestListingsOnKumo(t *testing.T) {
 	g.Expect(c.AddDetails(ctx, l)).To(Succeed())
 	g.Expect(l.Judge("listed-1", wants[0], owner)).To(Equal(awsiam.ListedMatches))
 	g.Expect(l.Judge("listed-2", wants[1], owner)).To(Equal(awsiam.ListedDiffers))
+
+	// IAM's own ListRoles carries no tags: the roles are unknown to it.
+	_, iamLike := onKumo(t, awsiamtest.Options{ListRolesLikeIAM: true})
+	l, err = iamLike.ListRoles(ctx, "/kubeflow/listing/")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(l.Roles).To(HaveLen(2))
+	g.Expect(l.Roles["listed-1"].Tags).To(BeEmpty())
+	g.Expect(l.Judge("listed-1", wants[0], owner)).To(Equal(awsiam.ListedUnknown))
 }
 
 func TestCreateOrEnsureRoleCreatesWithoutReading(t *testing.T) {

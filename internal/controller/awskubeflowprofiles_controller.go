@@ -92,12 +92,16 @@ type Reconciler struct {
 	policies sync.Map
 	// listed remembers, by object UID, when its roles were last listed.
 	listed sync.Map
+	// seen remembers the profile roles verified since the process started;
+	// see markRoleVerified.
+	seen sync.Map
 	// verifier checks the profile roles in the background; see verifier.
 	verifier     *verifier
 	verifierOnce sync.Once
-	// detailsDenied is set once the operator was refused
-	// iam:GetAccountAuthorizationDetails and said so.
+	// detailsDenied and listDenied are set once the operator was refused
+	// iam:GetAccountAuthorizationDetails or iam:ListRoles and said so.
 	detailsDenied atomic.Bool
+	listDenied    atomic.Bool
 }
 
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles,verbs=get;list;watch;update;patch

@@ -20,6 +20,9 @@ func (r *Reconciler) listRoles(ctx context.Context, iamClient *awsiam.Client, pa
 	l := awsiam.Listing{Roles: map[string]awsiam.ListedRole{}}
 	for _, path := range paths {
 		part, err := iamClient.ListRoles(ctx, path)
+		if awsiam.IsAccessDenied(err) && !r.listDenied.Swap(true) {
+			ctrl.LoggerFrom(ctx).Info("Reading each role on its own, three calls a profile per resync: grant the operator iam:ListRoles to read the roles' trust in bulk", "error", err.Error())
+		}
 		if err != nil {
 			return l, err
 		}
@@ -50,12 +53,14 @@ func rolePaths(profiles []desired.Profile) []string {
 }
 
 // listForUnrecorded lists the object's roles in bulk when two or more of its
-// profiles have no verification on record, as after a restart or when an
-// object is created: one call per 1000 roles instead of three per role.
+// profiles that can reach IAM have no verification on record, as after a
+// restart or when an object is created: one call per 1000 roles instead of
+// three per role. Profiles that keep failing stay unrecorded, so a listing
+// is taken at most once per tenth of the resync period.
 func (r *Reconciler) listForUnrecorded(ctx context.Context, s *scope) *awsiam.Listing {
 	unrecorded := 0
 	for _, p := range s.state.Profiles {
-		if p.Invalid != nil {
+		if p.Invalid != nil || missingPolicyOf(s, p) != nil {
 			continue
 		}
 		_, hash := profileAdoption(p)
@@ -66,20 +71,26 @@ func (r *Reconciler) listForUnrecorded(ctx context.Context, s *scope) *awsiam.Li
 	if unrecorded < 2 {
 		return nil
 	}
+	now := r.Clock.Now().UnixNano()
+	if last, ok := r.listed.Load(s.cr.UID); ok && now-last.(int64) < r.ResyncPeriod.Nanoseconds()/10 {
+		return nil
+	}
 	l, err := r.listRoles(ctx, s.iam, rolePaths(s.state.Profiles))
 	if err != nil {
 		ctrl.LoggerFrom(ctx).V(1).Info("Could not list the roles in bulk; reading them one by one", "error", err.Error())
 		return nil
 	}
-	r.listed.Store(s.cr.UID, r.Clock.Now().UnixNano())
+	r.listed.Store(s.cr.UID, now)
 	return &l
 }
 
 // verifiedByListing takes a profile's role as verified from the pass's
-// listing: a role that matches in full, or whose own attributes match and
-// that the status reported ready for this generation, as before a restart.
+// listing: a role that matches in full, or, after a restart, one whose own
+// attributes match and that the status reported ready for this generation.
 // The policies of the latter are checked by the verifier when its turn
-// comes, within a resync period.
+// comes, within a resync period. A role verified before in this process
+// whose record is gone was found to differ, or its spec changed: it is read
+// whole.
 func (r *Reconciler) verifiedByListing(s *scope, p desired.Profile, hash string) (string, bool) {
 	if s.listing == nil {
 		return "", false
@@ -89,7 +100,7 @@ func (r *Reconciler) verifiedByListing(s *scope, p desired.Profile, hash string)
 	switch s.listing.Judge(p.Role.Name, p.Role, s.owner()) {
 	case awsiam.ListedMatches:
 	case awsiam.ListedRoleMatches:
-		if !wasReady(s, p.Name, listed.ARN) {
+		if r.seenBefore(s, p) || !wasReady(s, p.Name, listed.ARN) {
 			return "", false
 		}
 	default:

@@ -3,6 +3,7 @@ package controller
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -68,7 +69,7 @@ func (v *verifier) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			for _, obj := range v.pass(ctx) {
+			for _, obj := range v.safePass(ctx) {
 				select {
 				case v.events <- event.GenericEvent{Object: &v1alpha1.AwsKubeflowProfiles{ObjectMeta: metav1.ObjectMeta{Name: obj.Name}}}:
 				case <-ctx.Done():
@@ -77,6 +78,17 @@ func (v *verifier) Start(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// safePass is a pass that, should it panic, logs it and lets the next tick
+// try again, rather than take the manager down.
+func (v *verifier) safePass(ctx context.Context) (differ []types.NamespacedName) {
+	defer func() {
+		if p := recover(); p != nil {
+			ctrl.LoggerFrom(ctx).Error(fmt.Errorf("%v", p), "Verifying the profile roles panicked")
+		}
+	}()
+	return v.pass(ctx)
 }
 
 // recorded is one verification on record.
@@ -120,11 +132,11 @@ func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
 			v.r.listed.Delete(uid)
 			continue
 		}
+		object := records[0].v.role.object
 		if last, ok := v.r.listed.Load(uid); !ok || last.(int64)+period <= now {
 			var differs bool
-			records, differs = v.sweep(ctx, uid, records)
-			if differs {
-				differ = appendOnce(differ, records[0].v.role.object)
+			if records, differs = v.sweep(ctx, uid, records); differs {
+				differ = appendOnce(differ, object)
 			}
 		}
 		slices.SortFunc(records, func(a, b recorded) int { return cmp.Compare(a.v.at, b.v.at) })
@@ -133,7 +145,7 @@ func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
 				return differ
 			}
 			if rec.v.at+period <= v.r.Clock.Now().UnixNano() && !v.check(ctx, rec) {
-				differ = appendOnce(differ, rec.v.role.object)
+				differ = appendOnce(differ, object)
 			}
 		}
 	}

@@ -59,23 +59,22 @@ var _ = Describe("Resync at scale", Label("resync", "invariant:minimal-calls"), 
 		return out
 	}
 
-	DescribeTable("checks each profile role once per period, from one listing and its policies, reading none of them whole",
-		func(details bool, wantPerRole []string, maxPerProfile float64) {
+	DescribeTable("checks each profile role once per period, from one listing and what it lacks",
+		func(o awsiamtest.Options, atRestart, wantPerRole []string, maxPerProfile float64) {
 			cluster := testCluster()
 			cr, roles := withProfiles(cluster)
 			Expect(k8s.Create(ctx, cr)).To(Succeed())
 			DeferCleanup(func() { deleteAndWait(cr) })
 			eventuallyReady(cluster)
-			env := aws_
-			if details {
-				env = awsiamtest.StartWith(awsiamtest.Options{AuthorizationDetails: true})
-				DeferCleanup(env.Close)
-			}
+			env := awsiamtest.StartWith(o)
+			DeferCleanup(env.Close)
 			r, own, clock := restarted(env.URL)
 
-			By("after a restart, the roles of the object ready before are taken from one listing")
+			By("after a restart, the roles of the object ready before are read from one listing, and what it lacks")
 			reconcile(r, cluster)
-			Expect(byRole(own, roles)).To(BeEmpty(), "no profile role is read on its own")
+			for _, role := range roles {
+				Expect(byRole(own, roles)[role]).To(ConsistOf(atRestart), role)
+			}
 			Expect(awsiamtest.Actions(own.Calls())).To(ContainElement("ListRoles"))
 
 			By("a period later, each role is checked once, and nothing is written")
@@ -97,10 +96,30 @@ var _ = Describe("Resync at scale", Label("resync", "invariant:minimal-calls"), 
 			Expect(own.Calls()).To(BeEmpty())
 		},
 		// ListRoles, and an attempt at the details kumo lacks, the first time.
-		Entry("with ListRoles: the policies of each role, two reads", false,
-			[]string{"ListAttachedRolePolicies", "ListRolePolicies"}, 2.0+2.0/n),
-		Entry("with GetAccountAuthorizationDetails: no read of any role on its own", true, []string(nil), 0.1),
+		Entry("with ListRoles that lists tags, as kumo's does: the policies of each role, two reads", awsiamtest.Options{},
+			[]string(nil), []string{"ListAttachedRolePolicies", "ListRolePolicies"}, 2.0+2.0/n),
+		Entry("with ListRoles as IAM answers it, without tags: each role whole, three reads", awsiamtest.Options{ListRolesLikeIAM: true},
+			[]string{"GetRole", "ListAttachedRolePolicies", "ListRolePolicies"}, []string{"GetRole", "ListAttachedRolePolicies", "ListRolePolicies"}, 3.0+2.0/n),
+		Entry("with GetAccountAuthorizationDetails: no read of any role on its own", awsiamtest.Options{AuthorizationDetails: true},
+			[]string(nil), []string(nil), 0.1),
 	)
+
+	It("finds the drift of an object's only role from the listing", func() {
+		cluster := testCluster()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: "only-" + cluster, Owner: owner("a")}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		eventuallyReady(cluster)
+		r, _, clock := restarted(aws_.URL)
+		reconcile(r, cluster)
+		role := desired.ProfileRoleName("only-"+cluster, cluster)
+		_, err := aws_.IAM.UpdateRole(ctx, &iam.UpdateRoleInput{RoleName: aws.String(role), Description: aws.String("edited by hand")})
+		Expect(err).NotTo(HaveOccurred())
+		clock.SetTime(clock.Now().Add(period + time.Second))
+		Expect(r.VerifyDue(ctx)).To(ConsistOf(client.ObjectKey{Name: cluster}), "every role of the object differs, and the pass still says which object")
+	})
 
 	It("hands a role that drifted to the reconcile, and an edit does not wait for the checks that are due", Label("invariant:drift"), func() {
 		cluster := testCluster()
@@ -115,16 +134,22 @@ var _ = Describe("Resync at scale", Label("resync", "invariant:minimal-calls"), 
 		r, own, clock := restarted(aws_.URL)
 		reconcile(r, cluster)
 
-		By("a policy attached out of band is found by the next check and removed by the reconcile it asks for")
-		_, err = aws_.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(roles[3]), PolicyArn: aws.String(extra)})
-		Expect(err).NotTo(HaveOccurred())
+		By("policies attached out of band are found by the next check and removed by the reconcile it asks for")
+		drifted := roles[3:5]
+		for _, role := range drifted {
+			_, err = aws_.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(extra)})
+			Expect(err).NotTo(HaveOccurred())
+		}
 		clock.SetTime(clock.Now().Add(period + time.Second))
 		Expect(r.VerifyDue(ctx)).To(ConsistOf(client.ObjectKey{Name: cluster}))
+		// Late enough that the reconcile lists the roles again.
+		clock.SetTime(clock.Now().Add(period / 5))
 		own.Reset()
 		reconcile(r, cluster)
-		Expect(attachedPolicies(roles[3])).To(BeEmpty())
-		Expect(byRole(own, roles)).To(HaveKey(roles[3]))
-		Expect(byRole(own, roles)).To(HaveLen(1), "only the drifted role is read again")
+		for _, role := range drifted {
+			Expect(attachedPolicies(role)).To(BeEmpty(), "%s is repaired, not taken as verified from a listing", role)
+		}
+		Expect(slices.Collect(maps.Keys(byRole(own, roles)))).To(ConsistOf(drifted), "only the drifted roles are read again")
 
 		By("with every check due, an edit of one profile reads and writes that profile's role only")
 		clock.SetTime(clock.Now().Add(period + time.Second))

@@ -72,21 +72,30 @@ func (r *Reconciler) markVerified(s *scope, unit, hash, arn string) {
 }
 
 // markRoleVerified records a profile's role as verified, its own attributes
-// at roleAt and its policies now. The first verification of a role is
-// dated back by a stable fraction of the resync period, so that the roles
-// of an object created together come due one after another across the
-// period rather than all at once.
+// at roleAt and its policies now. The first verification of a role in this
+// process is dated back by a stable fraction of the resync period, so that
+// the roles of an object created together come due one after another across
+// the period rather than all at once. Its own attributes are not: the
+// verifier's listing reads them for every role once a period, and a trust
+// that differs shows in it whatever the endpoint leaves out.
 func (r *Reconciler) markRoleVerified(s *scope, p desired.Profile, hash, arn string, roleAt int64) {
 	key := string(s.cr.UID) + "/profile/" + p.Name
-	now := r.Clock.Now().UnixNano()
-	at := now
-	if _, known := r.verified.Load(key); !known {
-		at -= int64(spreadFraction(key) * float64(r.ResyncPeriod.Nanoseconds()))
+	at := r.Clock.Now().UnixNano()
+	if _, seen := r.seen.LoadOrStore(key, true); !seen {
+		back := int64(spreadFraction(key) * float64(r.ResyncPeriod.Nanoseconds()))
+		at -= back
 	}
 	r.verified.Store(key, verification{hash: hash, arn: arn, at: at, role: &roleCheck{
 		object: types.NamespacedName{Name: s.cr.Name}, uid: s.cr.UID, region: s.cr.Spec.Cluster.Region,
 		owner: desired.Owner{Name: s.cr.Name, Cluster: s.cr.Spec.Cluster.Name}, want: p.Role, roleAt: roleAt,
 	}})
+}
+
+// seenBefore reports whether a profile's role was verified before in this
+// process: one whose record is gone was since found to differ or changed.
+func (r *Reconciler) seenBefore(s *scope, p desired.Profile) bool {
+	_, ok := r.seen.Load(string(s.cr.UID) + "/profile/" + p.Name)
+	return ok
 }
 
 // spreadFraction is a stable number in [0, 1) for key.

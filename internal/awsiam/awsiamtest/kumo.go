@@ -65,6 +65,9 @@ type Options struct {
 	// AuthorizationDetails serves iam:GetAccountAuthorizationDetails, which
 	// kumo lacks, with a fake built from kumo's roles (see details.go).
 	AuthorizationDetails bool
+	// ListRolesLikeIAM answers iam:ListRoles without the roles' tags, as IAM
+	// does (its ListRoles omits tags and boundaries) and kumo does not.
+	ListRolesLikeIAM bool
 }
 
 // Start runs kumo on a random loopback port, behind a proxy on another that
@@ -92,7 +95,7 @@ func StartWith(o Options) *Env {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.ModifyResponse = oneAccount
 	direct := Config(srv.URL, nil)
-	guard := &stsGuard{next: rp, iam: iam.NewFromConfig(direct), verifyKey: o.TokenKey, details: o.AuthorizationDetails, sessions: map[string]callerIdentity{}}
+	guard := &stsGuard{next: rp, iam: iam.NewFromConfig(direct), verifyKey: o.TokenKey, details: o.AuthorizationDetails, untaggedLists: o.ListRolesLikeIAM, sessions: map[string]callerIdentity{}}
 	var handler http.Handler = guard
 	var chaos *Chaos
 	if o.Chaos {
