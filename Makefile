@@ -105,8 +105,9 @@ bench: envtest build ## Benchmark the pure packages, then the operator end to en
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager binary.
+build: manifests generate fmt vet ## Build the manager binary and the kubectl plugin.
 	go build -o bin/manager ./cmd
+	go build -o bin/kubectl-awskubeflowprofiles ./cmd/kubectl-awskubeflowprofiles
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster of your kubeconfig.

@@ -603,8 +603,8 @@ func (c *Client) DetachPolicy(ctx context.Context, role, arn string) error {
 	return nil
 }
 
-// InlinePolicies reads the inline policies of a role by name.
-func (c *Client) InlinePolicies(ctx context.Context, role string) (map[string]policy.Document, error) {
+// InlinePolicyNames lists the names of the inline policies of a role.
+func (c *Client) InlinePolicyNames(ctx context.Context, role string) ([]string, error) {
 	var names []string
 	var marker *string
 	for {
@@ -616,9 +616,17 @@ func (c *Client) InlinePolicies(ctx context.Context, role string) (map[string]po
 		}
 		names = append(names, out.PolicyNames...)
 		if !out.IsTruncated || out.Marker == nil {
-			break
+			return names, nil
 		}
 		marker = out.Marker
+	}
+}
+
+// InlinePolicies reads the inline policies of a role by name.
+func (c *Client) InlinePolicies(ctx context.Context, role string) (map[string]policy.Document, error) {
+	names, err := c.InlinePolicyNames(ctx, role)
+	if err != nil {
+		return nil, err
 	}
 	docs := make(map[string]policy.Document, len(names))
 	for _, n := range names {
