@@ -117,7 +117,10 @@ type Operator struct {
 // Webhook is a registered mutating webhook for pod identity.
 type Webhook struct {
 	Name    string
-	Service string // namespace/name
+	Service string // namespace/name, or "" when it is called at URL
+	// URL is where it is called when not through a service, as EKS calls
+	// the one its control plane runs.
+	URL string
 	// Reachable is set when its service has a ready endpoint.
 	Reachable bool
 }
@@ -282,7 +285,11 @@ func (d *diagnosis) webhook() {
 		return
 	}
 	for _, hook := range w.Value {
-		if hook.Reachable {
+		switch {
+		case hook.Service == "":
+			d.add(LinkWebhook, Pass, "", "mutating webhook %s is registered, called at %s (on EKS, by the control plane)", hook.Name, hook.URL)
+			return
+		case hook.Reachable:
 			d.add(LinkWebhook, Pass, "", "mutating webhook %s is registered and its service %s has a ready endpoint", hook.Name, hook.Service)
 			return
 		}

@@ -41,6 +41,9 @@ func TestAHealthyChainIsWhole(t *testing.T) {
 	g := NewWithT(t)
 	r := diagnose.Diagnose(healthy())
 	g.Expect(r.Whole()).To(BeTrue(), "%+v", r.Checks)
+	eks := healthy()
+	eks.Webhooks.Value = []diagnose.Webhook{{Name: "iam-for-pods.amazonaws.com", URL: "https://127.0.0.1:23443/mutate"}}
+	g.Expect(diagnose.Diagnose(eks).Whole()).To(BeTrue(), "EKS calls its webhook at a URL, with no service to look at")
 	g.Expect(r.Checks).To(HaveLen(9), "every link, the pod's included")
 	o := healthy()
 	o.Pod = nil

@@ -139,7 +139,7 @@ func (r Reader) webhooks(ctx context.Context) Read[[]Webhook] {
 			w := Webhook{Name: hook.Name}
 			if svc == nil {
 				// EKS serves it from its control plane, at a URL.
-				w.Service, w.Reachable = ptr.Deref(hook.ClientConfig.URL, ""), true
+				w.URL = ptr.Deref(hook.ClientConfig.URL, "")
 			} else {
 				w.Service = svc.Namespace + "/" + svc.Name
 				reachable, err := r.readyEndpoint(ctx, svc.Namespace, svc.Name)
