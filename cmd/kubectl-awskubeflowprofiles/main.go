@@ -9,7 +9,8 @@
 //
 // It exits 0 when the chain is whole, 1 when a link is broken, 2 when a
 // link could not be checked (a permission it lacks, named) and none is
-// known to be broken, and 64 on a usage error.
+// known to be broken, 3 when it cannot reach the cluster or load the AWS
+// configuration, and 64 on a usage error.
 package main
 
 import (
@@ -43,6 +44,7 @@ const (
 	exitWhole      = 0
 	exitBroken     = 1
 	exitIncomplete = 2
+	exitNoAccess   = 3
 	exitUsage      = 64
 )
 
@@ -75,7 +77,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	kubeconfig := fs.String("kubeconfig", "", "the kubeconfig file; KUBECONFIG or ~/.kube/config when empty")
 	kubeContext := fs.String("context", "", "the kubeconfig context; its current one when empty")
 	timeout := fs.Duration("timeout", time.Minute, "how long the reads may take")
-	if err := fs.Parse(reorder(args[1:])); err != nil {
+	if err := fs.Parse(reorder(fs, args[1:])); errors.Is(err, flag.ErrHelp) {
+		return exitWhole
+	} else if err != nil {
 		return exitUsage
 	}
 	if *namespace == "" || fs.NArg() > 1 || (*output != "text" && *output != "json") {
@@ -87,19 +91,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	reader, err := newReader(ctx, *kubeconfig, *kubeContext)
 	if err != nil {
 		fmt.Fprintln(stderr, "kubectl-awskubeflowprofiles:", err)
-		return exitUsage
+		return exitNoAccess
 	}
 	report := diagnose.Diagnose(reader.Observe(ctx, *namespace, fs.Arg(0)))
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(struct {
+		if err := enc.Encode(struct {
 			diagnose.Report
-			Whole bool `json:"whole"`
-		}{report, report.Whole()})
+			Whole  bool `json:"whole"`
+			Broken bool `json:"broken"`
+		}{report, report.Whole(), report.Broken()}); err != nil {
+			fmt.Fprintln(stderr, "kubectl-awskubeflowprofiles: writing the report:", err)
+		}
 	} else {
 		printText(stdout, report)
 	}
+	return exitCode(report)
+}
+
+func exitCode(report diagnose.Report) int {
 	switch {
 	case report.Whole():
 		return exitWhole
@@ -110,27 +121,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // reorder puts flags before the pod's name, so that both
-// "diagnose -n a pod" and "diagnose pod -n a" parse.
-func reorder(args []string) []string {
+// "diagnose -n a pod" and "diagnose pod -n a" parse: the value of a flag
+// that takes one stays with it.
+func reorder(fs *flag.FlagSet, args []string) []string {
 	var flags, rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		switch {
-		case len(a) > 1 && a[0] == '-':
-			flags = append(flags, a)
-			if !hasValue(a) && i+1 < len(args) {
-				i++
-				flags = append(flags, args[i])
-			}
-		default:
+		if len(a) < 2 || a[0] != '-' {
 			rest = append(rest, a)
+			continue
 		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil || isBool(f) || i+1 >= len(args) {
+			continue
+		}
+		i++
+		flags = append(flags, args[i])
 	}
 	return append(flags, rest...)
 }
 
-// hasValue reports whether a flag carries its value (-n=a, --output=json).
-func hasValue(flagArg string) bool { return strings.Contains(flagArg, "=") }
+func isBool(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
 
 var marks = map[diagnose.Status]string{diagnose.Pass: "ok  ", diagnose.Fail: "FAIL", diagnose.CannotCheck: "??  "}
 

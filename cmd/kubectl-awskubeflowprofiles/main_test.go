@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,12 +14,45 @@ import (
 )
 
 func TestFlagsMayFollowThePod(t *testing.T) {
-	for _, args := range [][]string{
-		{"-n", "team-a", "nb-0"}, {"nb-0", "-n", "team-a"}, {"nb-0", "--namespace=team-a"}, {"-o", "json", "nb-0", "-n", "team-a"},
-	} {
-		got := reorder(args)
-		NewWithT(t).Expect(got[len(got)-1]).To(Equal("nb-0"), "%v", args)
+	cases := map[string][]string{
+		"flags first":               {"-n", "team-a", "nb-0"},
+		"the pod first":             {"nb-0", "-n", "team-a"},
+		"a flag with its value":     {"nb-0", "--namespace=team-a"},
+		"flags on both sides":       {"-o", "json", "nb-0", "-n", "team-a"},
+		"a boolean flag takes none": {"nb-0", "-v", "-n", "team-a"},
 	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			fs := flag.NewFlagSet("diagnose", flag.ContinueOnError)
+			namespace := fs.String("n", "", "")
+			fs.StringVar(namespace, "namespace", "", "")
+			output := fs.String("o", "text", "")
+			fs.Bool("v", false, "")
+			g.Expect(fs.Parse(reorder(fs, args))).To(Succeed())
+			g.Expect(*namespace).To(Equal("team-a"))
+			g.Expect(fs.Args()).To(Equal([]string{"nb-0"}))
+			if slices.Contains(args, "json") {
+				g.Expect(*output).To(Equal("json"))
+			}
+		})
+	}
+}
+
+func TestTheExitCodeSaysWhetherTheChainIsWhole(t *testing.T) {
+	pass := diagnose.Check{Status: diagnose.Pass}
+	for want, checks := range map[int][]diagnose.Check{
+		exitWhole:      {pass, pass},
+		exitBroken:     {pass, {Status: diagnose.Fail}, {Status: diagnose.CannotCheck}},
+		exitIncomplete: {pass, {Status: diagnose.CannotCheck}},
+	} {
+		NewWithT(t).Expect(exitCode(diagnose.Report{Checks: checks})).To(Equal(want))
+	}
+}
+
+func TestHelpExits0(t *testing.T) {
+	var out, errOut bytes.Buffer
+	NewWithT(t).Expect(run(context.Background(), []string{"diagnose", "--help"}, &out, &errOut)).To(Equal(exitWhole))
 }
 
 func TestUsageErrorsExit64(t *testing.T) {

@@ -99,11 +99,20 @@ type Profile struct {
 	AnnotateOnly bool
 }
 
+// AudienceAnnotation names the audience the webhook requests tokens for,
+// sts.amazonaws.com when the service account does not set it.
+const AudienceAnnotation = "eks.amazonaws.com/audience"
+
 // ServiceAccount is what it needs of default-editor.
 type ServiceAccount struct {
 	RoleARN string // its annotation, "" without one
-	// AnnotatedAt is when the annotation was last set, when known.
+	// Audience is what its tokens are for: its audience annotation, or
+	// sts.amazonaws.com.
+	Audience string
+	// AnnotatedAt is when the field manager that set the annotation last
+	// wrote, when known; AnnotatedBy is that manager.
 	AnnotatedAt time.Time
+	AnnotatedBy string
 }
 
 // Operator is what an AwsKubeflowProfiles reports of the profile.
@@ -131,13 +140,16 @@ type Pod struct {
 	ServiceAccount string
 	Created        time.Time
 	// RoleARN and TokenFile are the webhook's AWS_ROLE_ARN and
-	// AWS_WEB_IDENTITY_TOKEN_FILE, as the first container that has them
-	// sets them.
+	// AWS_WEB_IDENTITY_TOKEN_FILE, as the containers that have them set
+	// them.
 	RoleARN   string
 	TokenFile string
-	// TokenAudience is the audience of its projected token volume, "" when
-	// it has none.
+	// TokenAudience is the audience of the projected token mounted at
+	// TokenFile, "" when none is.
 	TokenAudience string
+	// Unmutated are the containers and init containers without
+	// AWS_ROLE_ARN that the pod does not ask the webhook to skip.
+	Unmutated []string
 }
 
 // Role is what it needs of the IAM role.
@@ -314,29 +326,32 @@ func (d *diagnosis) pod(saOK bool) {
 	case pod.ServiceAccount != EditorServiceAccount:
 		d.add(LinkPod, Fail, "run it as serviceAccountName: "+EditorServiceAccount+", the one the profile's role trusts",
 			"pod %s runs as service account %s, not %s", pod.Name, pod.ServiceAccount, EditorServiceAccount)
-	case pod.RoleARN == "" && saOK && !sa.AnnotatedAt.IsZero() && pod.Created.Before(sa.AnnotatedAt):
+	case pod.RoleARN == "" && saOK && !sa.AnnotatedAt.IsZero() && !pod.Created.After(sa.AnnotatedAt):
 		d.add(LinkPod, Fail, "delete the pod so it is created again (stop and start the notebook): the webhook sets AWS credentials only on pods created after the annotation",
-			"pod %s was created at %s, before %s was annotated at %s, and has no AWS_ROLE_ARN",
-			pod.Name, pod.Created.UTC().Format(time.RFC3339), EditorServiceAccount, sa.AnnotatedAt.UTC().Format(time.RFC3339))
+			"pod %s has no AWS_ROLE_ARN and was created at %s, at or before %s, who set %s's annotation, last wrote it (%s)",
+			pod.Name, pod.Created.UTC().Format(time.RFC3339), sa.AnnotatedBy, EditorServiceAccount, sa.AnnotatedAt.UTC().Format(time.RFC3339))
 	case pod.RoleARN == "":
 		d.add(LinkPod, Fail, "delete the pod so it is created again once the service account is annotated and the webhook reached",
 			"pod %s has no AWS_ROLE_ARN: the webhook did not mutate it", pod.Name)
 	case saOK && pod.RoleARN != sa.RoleARN:
 		d.add(LinkPod, Fail, "delete the pod so it is created again with the current annotation",
 			"pod %s has AWS_ROLE_ARN %s, but its service account now names %s", pod.Name, pod.RoleARN, sa.RoleARN)
+	case len(pod.Unmutated) > 0:
+		d.add(LinkPod, Fail, "delete the pod so the webhook mutates every container, or name those that need no AWS credentials in the pod's eks.amazonaws.com/skip-containers annotation",
+			"pod %s has AWS_ROLE_ARN in some containers, not in %v", pod.Name, pod.Unmutated)
 	case pod.TokenFile == "" || pod.TokenAudience == "":
 		d.add(LinkPod, Fail, "delete the pod so the webhook mounts the token again",
-			"pod %s has AWS_ROLE_ARN but no projected service account token for AWS", pod.Name)
-	case pod.TokenAudience != policy.Audience:
-		d.add(LinkPod, Fail, "set the webhook's --token-audience to "+policy.Audience+", or add client ID "+pod.TokenAudience+" to the OIDC provider",
-			"pod %s's token is for audience %s, not %s", pod.Name, pod.TokenAudience, policy.Audience)
+			"pod %s has AWS_ROLE_ARN but no projected service account token at its AWS_WEB_IDENTITY_TOKEN_FILE %q", pod.Name, pod.TokenFile)
+	case saOK && pod.TokenAudience != d.audience():
+		d.add(LinkPod, Fail, "delete the pod so it is created again with a token for "+d.audience()+"; if it comes back the same, set the webhook's --token-audience or the service account's "+AudienceAnnotation,
+			"pod %s's token is for audience %s, but %s's tokens are for %s", pod.Name, pod.TokenAudience, EditorServiceAccount, d.audience())
 	default:
 		d.add(LinkPod, Pass, "", "pod %s has AWS_ROLE_ARN %s and a token for %s at %s", pod.Name, pod.RoleARN, pod.TokenAudience, pod.TokenFile)
 	}
 }
 
-// token reports whether a token of default-editor names it and the audience
-// STS expects.
+// token reports whether the API server issues default-editor a token that
+// names it, for the audience its pods get.
 func (d *diagnosis) token() bool {
 	t := d.o.Token
 	want := policy.ServiceAccountSubject(d.o.Profile, EditorServiceAccount)
@@ -345,14 +360,20 @@ func (d *diagnosis) token() bool {
 		d.cannot(LinkToken, t.Err)
 		return false
 	case t.Value.Subject != want:
-		d.add(LinkToken, Fail, "check the API server's service account issuer", "the token's subject is %s, not %s", t.Value.Subject, want)
-		return false
-	case !slices.Contains(t.Value.Audience, policy.Audience):
-		d.add(LinkToken, Fail, "request the token for audience "+policy.Audience, "the token's audience is %v, without %s", t.Value.Audience, policy.Audience)
+		d.add(LinkToken, Fail, "check what issues the cluster's service account tokens: IRSA needs the API server's own",
+			"the token's subject is %s, not %s", t.Value.Subject, want)
 		return false
 	}
-	d.add(LinkToken, Pass, "", "a token of %s is issued by %s for %s", want, t.Value.Issuer, policy.Audience)
+	d.add(LinkToken, Pass, "", "a token of %s is issued by %s for %v", want, t.Value.Issuer, t.Value.Audience)
 	return true
+}
+
+// audience is what default-editor's tokens are for.
+func (d *diagnosis) audience() string {
+	if a := d.o.ServiceAccount.Value.Audience; a != "" {
+		return a
+	}
+	return policy.Audience
 }
 
 func (d *diagnosis) oidcProvider(tokenOK bool) bool {
@@ -365,15 +386,15 @@ func (d *diagnosis) oidcProvider(tokenOK bool) bool {
 		d.cannot(LinkOIDCProvider, p.Err)
 		return false
 	case !p.Found:
-		d.add(LinkOIDCProvider, Fail, "create the IAM OIDC provider for "+d.o.Token.Value.Issuer+" with client ID "+policy.Audience+" (the operator does: see its OIDCProviderReady condition)",
+		d.add(LinkOIDCProvider, Fail, "create the IAM OIDC provider for "+d.o.Token.Value.Issuer+" with client ID "+d.audience()+" (the operator does: see its OIDCProviderReady condition)",
 			"IAM has no OIDC provider for the token's issuer %s", d.o.Token.Value.Issuer)
 		return false
-	case !slices.Contains(p.Value.ClientIDs, policy.Audience):
-		d.add(LinkOIDCProvider, Fail, fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", p.Value.ARN, policy.Audience),
-			"IAM OIDC provider %s does not have client ID %s (it has %v), so STS refuses the token", p.Value.ARN, policy.Audience, p.Value.ClientIDs)
+	case !slices.Contains(p.Value.ClientIDs, d.audience()):
+		d.add(LinkOIDCProvider, Fail, fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", p.Value.ARN, d.audience()),
+			"IAM OIDC provider %s does not have client ID %s (it has %v), so STS refuses the token", p.Value.ARN, d.audience(), p.Value.ClientIDs)
 		return false
 	}
-	d.add(LinkOIDCProvider, Pass, "", "IAM OIDC provider %s has client ID %s", p.Value.ARN, policy.Audience)
+	d.add(LinkOIDCProvider, Pass, "", "IAM OIDC provider %s has client ID %s", p.Value.ARN, d.audience())
 	return true
 }
 

@@ -26,7 +26,7 @@ func healthy() diagnose.Observation {
 	return diagnose.Observation{
 		Profile:        "team-a",
 		KubeflowObject: diagnose.Found(diagnose.Profile{HasPlugin: true, RoleARN: roleARN, AnnotateOnly: true}),
-		ServiceAccount: diagnose.Found(diagnose.ServiceAccount{RoleARN: roleARN, AnnotatedAt: annotated}),
+		ServiceAccount: diagnose.Found(diagnose.ServiceAccount{RoleARN: roleARN, Audience: policy.Audience, AnnotatedAt: annotated, AnnotatedBy: "profile-controller"}),
 		Operator:       diagnose.Found(diagnose.Operator{Object: "prod", RoleARN: roleARN, Ready: true}),
 		Webhooks:       diagnose.Found([]diagnose.Webhook{{Name: "pod-identity-webhook", Service: "kube-system/pod-identity-webhook", Reachable: true}}),
 		Pod:            &pod,
@@ -94,7 +94,17 @@ func TestEachBrokenLinkIsNamedWithItsFix(t *testing.T) {
 				o.Pod.Value.RoleARN, o.Pod.Value.TokenFile, o.Pod.Value.TokenAudience = "", "", ""
 				o.Pod.Value.Created = o.ServiceAccount.Value.AnnotatedAt.Add(-time.Minute)
 			},
-			link: diagnose.LinkPod, detail: "before default-editor was annotated", fix: "delete the pod",
+			link: diagnose.LinkPod, detail: "at or before profile-controller, who set default-editor's annotation, last wrote it", fix: "delete the pod",
+		},
+		"the pod was not mutated, though created after the annotation": {
+			breakIt: func(o *diagnose.Observation) {
+				o.Pod.Value.RoleARN, o.Pod.Value.TokenFile, o.Pod.Value.TokenAudience = "", "", ""
+			},
+			link: diagnose.LinkPod, detail: "the webhook did not mutate it", fix: "delete the pod",
+		},
+		"a container of the pod not mutated": {
+			breakIt: func(o *diagnose.Observation) { o.Pod.Value.Unmutated = []string{"sidecar"} },
+			link:    diagnose.LinkPod, detail: "not in [sidecar]", fix: "eks.amazonaws.com/skip-containers",
 		},
 		"the pod runs as another service account": {
 			breakIt: func(o *diagnose.Observation) { o.Pod.Value.ServiceAccount = "default" },
@@ -102,11 +112,18 @@ func TestEachBrokenLinkIsNamedWithItsFix(t *testing.T) {
 		},
 		"the pod's token for another audience": {
 			breakIt: func(o *diagnose.Observation) { o.Pod.Value.TokenAudience = "vault" },
-			link:    diagnose.LinkPod, detail: "for audience vault", fix: "--token-audience",
+			link:    diagnose.LinkPod, detail: "for audience vault, but default-editor's tokens are for sts.amazonaws.com", fix: "--token-audience",
+		},
+		"the OIDC provider lacks the audience the service account asks for": {
+			breakIt: func(o *diagnose.Observation) {
+				o.ServiceAccount.Value.Audience, o.Pod.Value.TokenAudience = "vault", "vault"
+				o.Token.Value.Audience = []string{"vault"}
+			},
+			link: diagnose.LinkOIDCProvider, detail: "does not have client ID vault", fix: "--client-id vault",
 		},
 		"the token's subject is not default-editor's": {
 			breakIt: func(o *diagnose.Observation) { o.Token.Value.Subject = "system:serviceaccount:team-a:default" },
-			link:    diagnose.LinkToken, detail: "not system:serviceaccount:team-a:default-editor", fix: "issuer",
+			link:    diagnose.LinkToken, detail: "not system:serviceaccount:team-a:default-editor", fix: "the API server's own",
 		},
 		"no OIDC provider for the issuer": {
 			breakIt: func(o *diagnose.Observation) { o.OIDCProvider = diagnose.Read[diagnose.OIDCProvider]{} },

@@ -3,6 +3,7 @@ package diagnose
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,7 +46,11 @@ func (r Reader) Observe(ctx context.Context, profile, pod string) Observation {
 		p := r.pod(ctx, profile, pod)
 		o.Pod = &p
 	}
-	o.Token = r.token(ctx, profile)
+	audience := o.ServiceAccount.Value.Audience
+	if audience == "" {
+		audience = policy.Audience
+	}
+	o.Token = r.token(ctx, profile, audience)
 	roleARN := o.KubeflowObject.Value.RoleARN
 	if o.KubeflowObject.Found && roleARN != "" {
 		o.Role = r.role(ctx, roleARN)
@@ -67,10 +73,14 @@ func kubeErr(err error, verb, resource, namespace string) error {
 	return fmt.Errorf("cannot check: %s %s %s: %w", verb, resource, where, err)
 }
 
-// iamErr turns a refusal of IAM into the permission it names.
+// iamErr turns a refusal of IAM into the permission it names, and
+// credentials IAM does not take into what to do about them.
 func iamErr(err error, action, resource string) error {
-	if awsiam.IsAccessDenied(err) {
+	switch awsiam.Code(err) {
+	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation":
 		return fmt.Errorf("cannot check: the AWS credentials may not call %s on %s; grant it", action, resource)
+	case "ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch":
+		return fmt.Errorf("cannot check: IAM does not take the AWS credentials (%s): refresh them (aws sso login, AWS_PROFILE), or set AWS_REGION to one of the role's partition", awsiam.Code(err))
 	}
 	return fmt.Errorf("cannot check: %s on %s: %w", action, resource, err)
 }
@@ -97,12 +107,15 @@ func (r Reader) serviceAccount(ctx context.Context, namespace string) Read[Servi
 	case err != nil:
 		return Failed[ServiceAccount](kubeErr(err, "get", "serviceaccounts", namespace))
 	}
-	out := ServiceAccount{RoleARN: sa.Annotations[RoleARNAnnotation]}
-	// When the annotation was set is when the field manager that set it
-	// last wrote it.
+	out := ServiceAccount{RoleARN: sa.Annotations[RoleARNAnnotation], Audience: sa.Annotations[AudienceAnnotation]}
+	if out.Audience == "" {
+		out.Audience = policy.Audience
+	}
+	// The API server keeps no time per field: the nearest is when the
+	// field manager that set the annotation last wrote.
 	for _, mf := range sa.ManagedFields {
 		if mf.FieldsV1 != nil && mf.Time != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:`+RoleARNAnnotation+`"`) && mf.Time.After(out.AnnotatedAt) {
-			out.AnnotatedAt = mf.Time.Time
+			out.AnnotatedAt, out.AnnotatedBy = mf.Time.Time, mf.Manager
 		}
 	}
 	return Found(out)
@@ -110,7 +123,11 @@ func (r Reader) serviceAccount(ctx context.Context, namespace string) Read[Servi
 
 func (r Reader) operator(ctx context.Context, profile string) Read[Operator] {
 	list := &v1alpha1.AwsKubeflowProfilesList{}
-	if err := r.Kube.List(ctx, list); err != nil {
+	err := r.Kube.List(ctx, list)
+	switch {
+	case meta.IsNoMatchError(err):
+		return Read[Operator]{} // the operator is not installed
+	case err != nil:
 		return Failed[Operator](kubeErr(err, "list", "awskubeflowprofiles.kubeflow.aws", ""))
 	}
 	for _, cr := range list.Items {
@@ -160,7 +177,8 @@ func (r Reader) readyEndpoint(ctx context.Context, namespace, service string) (b
 		return false, kubeErr(err, "list", "endpointslices.discovery.k8s.io", namespace)
 	}
 	for _, s := range list.Items {
-		if slices.ContainsFunc(s.Endpoints, func(e discoveryv1.Endpoint) bool { return ptr.Deref(e.Conditions.Ready, false) }) {
+		// An endpoint that does not say is ready, as the API defines it.
+		if slices.ContainsFunc(s.Endpoints, func(e discoveryv1.Endpoint) bool { return ptr.Deref(e.Conditions.Ready, true) }) {
 			return true, nil
 		}
 	}
@@ -176,40 +194,63 @@ func (r Reader) pod(ctx context.Context, namespace, name string) Read[Pod] {
 	case err != nil:
 		return Read[Pod]{Value: Pod{Name: name}, Err: kubeErr(err, "get", "pods", namespace)}
 	}
-	out := Pod{Name: name, ServiceAccount: p.Spec.ServiceAccountName, Created: p.CreationTimestamp.Time}
-	for _, c := range p.Spec.Containers {
+	return Found(podOf(p))
+}
+
+// podOf reads what the webhook wrote into a pod: the variables of each
+// container, and the token volume mounted where AWS_WEB_IDENTITY_TOKEN_FILE
+// points.
+func podOf(p *corev1.Pod) Pod {
+	out := Pod{Name: p.Name, ServiceAccount: p.Spec.ServiceAccountName, Created: p.CreationTimestamp.Time}
+	skip := strings.Split(p.Annotations["eks.amazonaws.com/skip-containers"], ",")
+	var mounts []corev1.VolumeMount
+	for _, c := range slices.Concat(p.Spec.InitContainers, p.Spec.Containers) {
+		roleARN, tokenFile := "", ""
 		for _, e := range c.Env {
 			switch e.Name {
 			case "AWS_ROLE_ARN":
-				out.RoleARN = e.Value
+				roleARN = e.Value
 			case "AWS_WEB_IDENTITY_TOKEN_FILE":
-				out.TokenFile = e.Value
+				tokenFile = e.Value
 			}
 		}
-		if out.RoleARN != "" {
-			break
+		switch {
+		case roleARN == "" && !slices.Contains(skip, c.Name):
+			out.Unmutated = append(out.Unmutated, c.Name)
+		case roleARN != "" && out.RoleARN == "":
+			out.RoleARN, out.TokenFile, mounts = roleARN, tokenFile, c.VolumeMounts
 		}
 	}
-	for _, v := range p.Spec.Volumes {
-		if v.Projected == nil {
+	if out.RoleARN == "" {
+		out.Unmutated = nil // none was: the pod as a whole was not mutated
+		return out
+	}
+	dir, file := path.Split(out.TokenFile)
+	for _, m := range mounts {
+		if path.Clean(m.MountPath) != path.Clean(dir) {
 			continue
 		}
-		for _, src := range v.Projected.Sources {
-			if t := src.ServiceAccountToken; t != nil && t.Audience != "" {
-				out.TokenAudience = t.Audience
+		for _, v := range p.Spec.Volumes {
+			if v.Name != m.Name || v.Projected == nil {
+				continue
+			}
+			for _, src := range v.Projected.Sources {
+				if t := src.ServiceAccountToken; t != nil && t.Path == file {
+					out.TokenAudience = t.Audience
+				}
 			}
 		}
 	}
-	return Found(out)
+	return out
 }
 
 // token asks the API server for a token of default-editor for STS's
 // audience, as the webhook's projected volume gets one.
-func (r Reader) token(ctx context.Context, namespace string) Read[policy.Claims] {
+func (r Reader) token(ctx context.Context, namespace, audience string) Read[policy.Claims] {
 	sa := &corev1.ServiceAccount{}
 	sa.Namespace, sa.Name = namespace, EditorServiceAccount
 	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-		Audiences: []string{policy.Audience}, ExpirationSeconds: ptr.To[int64](tokenLifetime),
+		Audiences: []string{audience}, ExpirationSeconds: ptr.To[int64](tokenLifetime),
 	}}
 	if err := r.Kube.SubResource("token").Create(ctx, sa, req); err != nil {
 		return Failed[policy.Claims](kubeErr(err, "create", "serviceaccounts/token", namespace))
@@ -222,7 +263,19 @@ func (r Reader) token(ctx context.Context, namespace string) Read[policy.Claims]
 }
 
 func (r Reader) role(ctx context.Context, roleARN string) Read[Role] {
-	name := roleARN[strings.LastIndex(roleARN, "/")+1:]
+	parsed, err := arn.Parse(roleARN)
+	if err != nil {
+		return Failed[Role](fmt.Errorf("cannot check: the Profile's role %q is not an ARN: %w", roleARN, err))
+	}
+	// IAM reads roles of the credentials' own account only.
+	account, err := r.IAM.CallerAccount(ctx)
+	switch {
+	case err != nil:
+		return Failed[Role](iamErr(err, "sts:GetCallerIdentity", "your credentials"))
+	case account != parsed.AccountID:
+		return Failed[Role](fmt.Errorf("cannot check: role %s is in account %s, and the AWS credentials are of account %s; use credentials of %s", roleARN, parsed.AccountID, account, parsed.AccountID))
+	}
+	name := parsed.Resource[strings.LastIndex(parsed.Resource, "/")+1:]
 	have, err := r.IAM.GetRole(ctx, name)
 	switch {
 	case awsiam.IsNotFound(err):

@@ -83,12 +83,14 @@ func Evaluate(doc Document, req Request) (Decision, error) {
 // when it does.
 func (s Statement) mismatch(req Request) (string, error) {
 	switch {
-	case len(s.Action) > 0 && !matchesAny(s.Action, req.Action, true),
-		len(s.NotAction) > 0 && matchesAny(s.NotAction, req.Action, true):
+	case len(s.Action) > 0 && !matchesAny(s.Action, req.Action, true):
 		return "its action is not " + req.Action, nil
-	case s.Principal != nil && !principalMatches(s.Principal, req),
-		s.NotPrincipal != nil && principalMatches(s.NotPrincipal, req):
+	case len(s.NotAction) > 0 && matchesAny(s.NotAction, req.Action, true):
+		return "its NotAction excludes " + req.Action, nil
+	case s.Principal != nil && !principalMatches(s.Principal, req):
 		return fmt.Sprintf("its principal is not %s %s", req.PrincipalType, req.PrincipalID), nil
+	case s.NotPrincipal != nil && principalMatches(s.NotPrincipal, req):
+		return fmt.Sprintf("its NotPrincipal excludes %s %s", req.PrincipalType, req.PrincipalID), nil
 	}
 	return conditionMismatch(s.Condition, req.Context)
 }
