@@ -133,7 +133,7 @@ func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
 			continue
 		}
 		object := records[0].v.role.object
-		if last, ok := v.r.listed.Load(uid); !ok || last.(int64)+period <= now {
+		if v.listingDue(uid, now) {
 			var differs bool
 			if records, differs = v.sweep(ctx, uid, records); differs {
 				differ = appendOnce(differ, object)
@@ -141,15 +141,25 @@ func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
 		}
 		slices.SortFunc(records, func(a, b recorded) int { return cmp.Compare(a.v.at, b.v.at) })
 		for _, rec := range records {
-			if ctx.Err() != nil {
-				return differ
+			at := v.r.Clock.Now().UnixNano()
+			if ctx.Err() != nil || v.listingDue(uid, at) {
+				// A pass that outlasts the period (the checks near the
+				// rate limit) stops for the next to list the roles
+				// first, rather than read each role whole.
+				break
 			}
-			if rec.v.at+period <= v.r.Clock.Now().UnixNano() && !v.check(ctx, rec) {
+			if rec.v.at+period <= at && !v.check(ctx, rec) {
 				differ = appendOnce(differ, object)
 			}
 		}
 	}
 	return differ
+}
+
+// listingDue reports whether the object's roles are to be listed again.
+func (v *verifier) listingDue(uid types.UID, now int64) bool {
+	last, ok := v.r.listed.Load(uid)
+	return !ok || last.(int64)+v.r.ResyncPeriod.Nanoseconds() <= now
 }
 
 func appendOnce(objs []types.NamespacedName, obj types.NamespacedName) []types.NamespacedName {
