@@ -16,7 +16,7 @@ import (
 // settings from ListRoles, and, where the operator may call it, their
 // policies, tags and boundaries from GetAccountAuthorizationDetails. Without
 // the details, the listing still serves for the roles' own attributes.
-func (r *Reconciler) listRoles(ctx context.Context, iamClient *awsiam.Client, paths []string) (awsiam.Listing, error) {
+func (r *Reconciler) listRoles(ctx context.Context, iamClient *awsiam.Client, paths []string) (awsiam.Listing, bool, error) {
 	l := awsiam.Listing{Roles: map[string]awsiam.ListedRole{}}
 	for _, path := range paths {
 		part, err := iamClient.ListRoles(ctx, path)
@@ -24,7 +24,7 @@ func (r *Reconciler) listRoles(ctx context.Context, iamClient *awsiam.Client, pa
 			ctrl.LoggerFrom(ctx).Info("Reading each role on its own, three calls a profile per resync: grant the operator iam:ListRoles to read the roles' trust in bulk", "error", err.Error())
 		}
 		if err != nil {
-			return l, err
+			return l, false, err
 		}
 		maps.Copy(l.Roles, part.Roles)
 	}
@@ -38,7 +38,14 @@ func (r *Reconciler) listRoles(ctx context.Context, iamClient *awsiam.Client, pa
 	default:
 		ctrl.LoggerFrom(ctx).V(1).Info("Could not read the roles' details in bulk; reading them on their own", "error", err.Error())
 	}
-	return l, nil
+	return l, err == nil, nil
+}
+
+// listedAt is when an object's roles were last listed, and whether with
+// their details.
+type listedAt struct {
+	at       int64 // unix nanoseconds
+	detailed bool
 }
 
 // rolePaths are the distinct IAM paths of the roles of the valid profiles.
@@ -72,15 +79,15 @@ func (r *Reconciler) listForUnrecorded(ctx context.Context, s *scope) *awsiam.Li
 		return nil
 	}
 	now := r.Clock.Now().UnixNano()
-	if last, ok := r.listed.Load(s.cr.UID); ok && now-last.(int64) < r.ResyncPeriod.Nanoseconds()/10 {
+	if last, ok := r.listed.Load(s.cr.UID); ok && now-last.(listedAt).at < r.ResyncPeriod.Nanoseconds()/10 {
 		return nil
 	}
-	l, err := r.listRoles(ctx, s.iam, rolePaths(s.state.Profiles))
+	l, detailed, err := r.listRoles(ctx, s.iam, rolePaths(s.state.Profiles))
 	if err != nil {
 		ctrl.LoggerFrom(ctx).V(1).Info("Could not list the roles in bulk; reading them one by one", "error", err.Error())
 		return nil
 	}
-	r.listed.Store(s.cr.UID, now)
+	r.listed.Store(s.cr.UID, listedAt{at: now, detailed: detailed})
 	return &l
 }
 

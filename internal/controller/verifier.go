@@ -133,7 +133,7 @@ func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
 			continue
 		}
 		object := records[0].v.role.object
-		if v.listingDue(uid, now) {
+		if v.listingDue(uid, now, true) {
 			var differs bool
 			if records, differs = v.sweep(ctx, uid, records); differs {
 				differ = appendOnce(differ, object)
@@ -142,7 +142,7 @@ func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
 		slices.SortFunc(records, func(a, b recorded) int { return cmp.Compare(a.v.at, b.v.at) })
 		for _, rec := range records {
 			at := v.r.Clock.Now().UnixNano()
-			if ctx.Err() != nil || v.listingDue(uid, at) {
+			if ctx.Err() != nil || v.listingDue(uid, at, false) {
 				// A pass that outlasts the period (the checks near the
 				// rate limit) stops for the next to list the roles
 				// first, rather than read each role whole.
@@ -156,10 +156,16 @@ func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
 	return differ
 }
 
-// listingDue reports whether the object's roles are to be listed again.
-func (v *verifier) listingDue(uid types.UID, now int64) bool {
-	last, ok := v.r.listed.Load(uid)
-	return !ok || last.(int64)+v.r.ResyncPeriod.Nanoseconds() <= now
+// listingDue reports whether the object's roles are to be listed again: a
+// period after the last listing, or, when roles are due and the last
+// listing had the details, now, since one listing settles them all.
+func (v *verifier) listingDue(uid types.UID, now int64, rolesDue bool) bool {
+	v2, ok := v.r.listed.Load(uid)
+	if !ok {
+		return true
+	}
+	last := v2.(listedAt)
+	return last.at+v.r.ResyncPeriod.Nanoseconds() <= now || (rolesDue && last.detailed)
 }
 
 func appendOnce(objs []types.NamespacedName, obj types.NamespacedName) []types.NamespacedName {
@@ -192,15 +198,15 @@ func (v *verifier) sweep(ctx context.Context, uid types.UID, records []recorded)
 	for _, rec := range records {
 		paths[rec.v.role.want.Path] = true
 	}
-	l, err := v.r.listRoles(ctx, v.iam.InRegion(first.region), slices.Sorted(maps.Keys(paths)))
+	l, detailed, err := v.r.listRoles(ctx, v.iam.InRegion(first.region), slices.Sorted(maps.Keys(paths)))
 	if err != nil {
 		// Until the next try, a tenth of a period away, each due role is
 		// read on its own.
 		ctrl.LoggerFrom(ctx).V(1).Info("Could not list the roles in bulk", "awskubeflowprofiles", first.object.Name, "error", err.Error())
-		v.r.listed.Store(uid, now-period+period/10)
+		v.r.listed.Store(uid, listedAt{at: now - period + period/10})
 		return records, false
 	}
-	v.r.listed.Store(uid, now)
+	v.r.listed.Store(uid, listedAt{at: now, detailed: detailed})
 	out, differs := records[:0], false
 	for _, rec := range records {
 		c := *rec.v.role

@@ -104,6 +104,31 @@ var _ = Describe("Resync at scale", Label("resync", "invariant:minimal-calls"), 
 			[]string(nil), []string(nil), 0.1),
 	)
 
+	It("with GetAccountAuthorizationDetails, settles the roles that come due by one listing, not one by one", func() {
+		cluster := testCluster()
+		cr, roles := withProfiles(cluster)
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		eventuallyReady(cluster)
+		env := awsiamtest.StartWith(awsiamtest.Options{AuthorizationDetails: true})
+		DeferCleanup(env.Close)
+		r, own, clock := restarted(env.URL)
+		reconcile(r, cluster)
+
+		// Half a period on, about half of the roles are due.
+		own.Reset()
+		clock.SetTime(clock.Now().Add(period / 2))
+		Expect(r.VerifyDue(ctx)).To(BeEmpty())
+		Expect(byRole(own, roles)).To(BeEmpty(), "no role is read on its own")
+		Expect(awsiamtest.Actions(own.Calls())).To(ConsistOf("ListRoles", "GetAccountAuthorizationDetails"))
+
+		By("and the listing made them all due a period later, not before")
+		own.Reset()
+		clock.SetTime(clock.Now().Add(period - time.Second))
+		Expect(r.VerifyDue(ctx)).To(BeEmpty())
+		Expect(own.Calls()).To(BeEmpty())
+	})
+
 	It("finds the drift of an object's only role from the listing", func() {
 		cluster := testCluster()
 		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
