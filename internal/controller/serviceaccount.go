@@ -17,7 +17,7 @@ import (
 
 // RoleARNAnnotation is the service-account annotation the EKS pod identity
 // webhook reads.
-const RoleARNAnnotation = "eks.amazonaws.com/role-arn"
+const RoleARNAnnotation = desired.RoleARNAnnotation
 
 // RestartAnnotation is set on the pod template of the profile controller's
 // Deployment to the role ARN its pods should have. Changing it rolls the

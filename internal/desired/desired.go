@@ -222,6 +222,10 @@ func Build(name string, spec v1alpha1.AwsKubeflowProfilesSpec, facts ClusterFact
 // notebooks and pipelines as in a profile namespace.
 const KubeflowEditorServiceAccount = "default-editor"
 
+// RoleARNAnnotation is the service account annotation that the EKS pod
+// identity webhook turns into a pod's AWS_ROLE_ARN and token.
+const RoleARNAnnotation = "eks.amazonaws.com/role-arn"
+
 // ControllerPolicyDocument allows the profile controller to read roles and
 // edit their trust, only for roles matching rolePattern, and never for a
 // role the operator tagged for another cluster: a role path nested under

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/awskubeflowprofiles/operator/internal/desired"
 	"github.com/awskubeflowprofiles/operator/internal/policy"
 )
 
@@ -45,10 +46,10 @@ const (
 )
 
 // EditorServiceAccount is the service account of a profile's notebooks.
-const EditorServiceAccount = "default-editor"
+const EditorServiceAccount = desired.KubeflowEditorServiceAccount
 
 // RoleARNAnnotation is the pod identity webhook's annotation.
-const RoleARNAnnotation = "eks.amazonaws.com/role-arn"
+const RoleARNAnnotation = desired.RoleARNAnnotation
 
 // Check is one link's outcome.
 type Check struct {
