@@ -122,38 +122,42 @@ func (v *verifier) pass(ctx context.Context) []types.NamespacedName {
 		return true
 	})
 	for uid, records := range byObject {
-		if !slices.ContainsFunc(records, func(rec recorded) bool { return rec.v.at+period <= now }) {
-			continue
-		}
-		if !v.live(ctx, records[0].v.role) {
-			for _, rec := range records {
-				v.r.verified.CompareAndDelete(rec.key, rec.v)
-			}
-			v.r.listed.Delete(uid)
-			continue
-		}
-		object := records[0].v.role.object
-		if v.listingDue(uid, now, true) {
-			var differs bool
-			if records, differs = v.sweep(ctx, uid, records); differs {
-				differ = appendOnce(differ, object)
-			}
-		}
-		slices.SortFunc(records, func(a, b recorded) int { return cmp.Compare(a.v.at, b.v.at) })
-		for _, rec := range records {
-			at := v.r.Clock.Now().UnixNano()
-			if ctx.Err() != nil || v.listingDue(uid, at, false) {
-				// A pass that outlasts the period (the checks near the
-				// rate limit) stops for the next to list the roles
-				// first, rather than read each role whole.
-				break
-			}
-			if rec.v.at+period <= at && !v.check(ctx, rec) {
-				differ = appendOnce(differ, object)
-			}
+		if slices.ContainsFunc(records, func(rec recorded) bool { return rec.v.at+period <= now }) && v.checkObject(ctx, uid, records) {
+			differ = append(differ, records[0].v.role.object)
 		}
 	}
 	return differ
+}
+
+// checkObject checks the due roles of one object, listing them first once
+// a period, and reports whether one differs.
+func (v *verifier) checkObject(ctx context.Context, uid types.UID, records []recorded) bool {
+	period := v.r.ResyncPeriod.Nanoseconds()
+	if !v.live(ctx, records[0].v.role) {
+		for _, rec := range records {
+			v.r.verified.CompareAndDelete(rec.key, rec.v)
+		}
+		v.r.listed.Delete(uid)
+		return false
+	}
+	differs := false
+	if v.listingDue(uid, v.r.Clock.Now().UnixNano(), true) {
+		records, differs = v.sweep(ctx, uid, records)
+	}
+	slices.SortFunc(records, func(a, b recorded) int { return cmp.Compare(a.v.at, b.v.at) })
+	for _, rec := range records {
+		now := v.r.Clock.Now().UnixNano()
+		if ctx.Err() != nil || v.listingDue(uid, now, false) {
+			// A pass that outlasts the period (the checks near the rate
+			// limit) stops for the next to list the roles first, rather
+			// than read each role whole.
+			break
+		}
+		if rec.v.at+period <= now && !v.check(ctx, rec) {
+			differs = true
+		}
+	}
+	return differs
 }
 
 // listingDue reports whether the object's roles are to be listed again: a
@@ -166,13 +170,6 @@ func (v *verifier) listingDue(uid types.UID, now int64, rolesDue bool) bool {
 	}
 	last := v2.(listedAt)
 	return last.at+v.r.ResyncPeriod.Nanoseconds() <= now || (rolesDue && last.detailed)
-}
-
-func appendOnce(objs []types.NamespacedName, obj types.NamespacedName) []types.NamespacedName {
-	if slices.Contains(objs, obj) {
-		return objs
-	}
-	return append(objs, obj)
 }
 
 // live reports whether the object of a role is still there and not being
