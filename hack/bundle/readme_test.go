@@ -8,6 +8,8 @@ import (
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/awskubeflowprofiles/operator/internal/controller"
 )
 
 // TestTheREADMENamesWhatKustomizeDeploys keeps the docs' object names the
@@ -19,7 +21,9 @@ func TestTheREADMENamesWhatKustomizeDeploys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kustomize build config/default: %v", err)
 	}
-	deployed := map[string]bool{"awskubeflowprofiles-operator": true}
+	// Names that are not objects: the OLM package, and the SDK application
+	// ID in the user agent of the verifier's AWS calls.
+	deployed := map[string]bool{"awskubeflowprofiles-operator": true, controller.VerifierAppID: true}
 	for _, r := range resources.Resources() {
 		deployed[r.GetName()] = true
 	}
