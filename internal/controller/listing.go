@@ -70,8 +70,7 @@ func (r *Reconciler) listForUnrecorded(ctx context.Context, s *scope) *awsiam.Li
 		if p.Invalid != nil || missingPolicyOf(s, p) != nil {
 			continue
 		}
-		_, hash := profileAdoption(p)
-		if _, ok := r.current(s, "profile/"+p.Name, hash); !ok {
+		if _, ok := r.verified.Load(verificationKey(s, profileUnit(p.Name))); !ok {
 			unrecorded++
 		}
 	}
@@ -103,7 +102,6 @@ func (r *Reconciler) verifiedByListing(s *scope, p desired.Profile, hash string)
 		return "", false
 	}
 	listed := s.listing.Roles[p.Role.Name]
-	now := r.Clock.Now().UnixNano()
 	switch s.listing.Judge(p.Role.Name, p.Role, s.owner()) {
 	case awsiam.ListedMatches:
 	case awsiam.ListedRoleMatches:
@@ -113,7 +111,7 @@ func (r *Reconciler) verifiedByListing(s *scope, p desired.Profile, hash string)
 	default:
 		return "", false
 	}
-	r.markRoleVerified(s, p, hash, listed.ARN, now)
+	r.markRoleVerified(s, p, hash, listed.ARN)
 	return listed.ARN, true
 }
 

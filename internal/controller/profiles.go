@@ -429,7 +429,7 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 		// account just before it lets go: what was verified before proves
 		// nothing, so the role is read and repaired before the profile is
 		// reported ready again.
-		r.forget(s, "profile/"+p.Name)
+		r.forget(s, profileUnit(p.Name))
 	}
 	if have != nil && !have.GetDeletionTimestamp().IsZero() {
 		return res.failed(r.profileDeletedOutOfBand(ctx, s, p, have, ours))
@@ -529,7 +529,7 @@ func (r *Reconciler) profileDeletedOutOfBand(ctx context.Context, s *scope, p de
 // once per resync period (see verifier), not here: an edit never waits
 // behind the checks of the other profiles.
 func (r *Reconciler) ensureProfileRole(ctx context.Context, s *scope, p desired.Profile) (string, error) {
-	unit := "profile/" + p.Name
+	unit := profileUnit(p.Name)
 	adoption, hash := profileAdoption(p)
 	if v, ok := r.current(s, unit, hash); ok {
 		return v.arn, nil
@@ -547,7 +547,7 @@ func (r *Reconciler) ensureProfileRole(ctx context.Context, s *scope, p desired.
 		r.forget(s, unit)
 		return "", r.propagationOf(err, s.state.OIDCProvider.ARN)
 	}
-	r.markRoleVerified(s, p, hash, role.ARN, r.Clock.Now().UnixNano())
+	r.markRoleVerified(s, p, hash, role.ARN)
 	return role.ARN, nil
 }
 
@@ -582,7 +582,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 			res.status.RoleARN = arn
 		}
 	}
-	r.forget(s, "profile/"+name)
+	r.forget(s, profileUnit(name))
 	if have != nil && !desired.ProfileOwnedBy(have, s.cr.Name) {
 		// Someone else's Profile of that name: nothing of ours to let go.
 		res.keep = false

@@ -60,7 +60,7 @@ func (r *Reconciler) fresh(s *scope, unit, hash string) (string, bool) {
 // current returns the verification of unit if it was of the same desired
 // state, however old.
 func (r *Reconciler) current(s *scope, unit, hash string) (verification, bool) {
-	v, ok := r.verified.Load(string(s.cr.UID) + "/" + unit)
+	v, ok := r.verified.Load(verificationKey(s, unit))
 	if !ok || v.(verification).hash != hash {
 		return verification{}, false
 	}
@@ -68,23 +68,30 @@ func (r *Reconciler) current(s *scope, unit, hash string) (verification, bool) {
 }
 
 func (r *Reconciler) markVerified(s *scope, unit, hash, arn string) {
-	r.verified.Store(string(s.cr.UID)+"/"+unit, verification{hash: hash, arn: arn, at: r.Clock.Now().UnixNano()})
+	r.verified.Store(verificationKey(s, unit), verification{hash: hash, arn: arn, at: r.Clock.Now().UnixNano()})
 }
 
-// markRoleVerified records a profile's role as verified, its own attributes
-// at roleAt and its policies now. The first verification of a role in this
+// verificationKey names a part of an object in Reconciler.verified.
+func verificationKey(s *scope, unit string) string { return string(s.cr.UID) + "/" + unit }
+
+// profileUnit is the part of the role of a profile, by name.
+func profileUnit(name string) string { return "profile/" + name }
+
+// markRoleVerified records a profile's role as verified now. The first verification of a role in this
 // process is dated back by a stable fraction of the resync period, so that
 // the roles of an object created together come due one after another across
 // the period rather than all at once. Its own attributes are not: the
 // verifier's listing reads them for every role once a period, and a trust
 // that differs shows in it whatever the endpoint leaves out.
-func (r *Reconciler) markRoleVerified(s *scope, p desired.Profile, hash, arn string, roleAt int64) {
-	key := string(s.cr.UID) + "/profile/" + p.Name
-	at := r.Clock.Now().UnixNano()
+func (r *Reconciler) markRoleVerified(s *scope, p desired.Profile, hash, arn string) {
+	key := verificationKey(s, profileUnit(p.Name))
+	roleAt := r.Clock.Now().UnixNano()
+	at := roleAt
 	if _, seen := r.seen.LoadOrStore(key, true); !seen {
 		back := int64(spreadFraction(key) * float64(r.ResyncPeriod.Nanoseconds()))
 		at -= back
 	}
+	// The owner without its Gone, which belongs to one pass.
 	r.verified.Store(key, verification{hash: hash, arn: arn, at: at, role: &roleCheck{
 		object: types.NamespacedName{Name: s.cr.Name}, uid: s.cr.UID, region: s.cr.Spec.Cluster.Region,
 		owner: desired.Owner{Name: s.cr.Name, Cluster: s.cr.Spec.Cluster.Name}, want: p.Role, roleAt: roleAt,
@@ -94,7 +101,7 @@ func (r *Reconciler) markRoleVerified(s *scope, p desired.Profile, hash, arn str
 // seenBefore reports whether a profile's role was verified before in this
 // process: one whose record is gone was since found to differ or changed.
 func (r *Reconciler) seenBefore(s *scope, p desired.Profile) bool {
-	_, ok := r.seen.Load(string(s.cr.UID) + "/profile/" + p.Name)
+	_, ok := r.seen.Load(verificationKey(s, profileUnit(p.Name)))
 	return ok
 }
 
@@ -106,7 +113,7 @@ func spreadFraction(key string) float64 {
 }
 
 func (r *Reconciler) forget(s *scope, unit string) {
-	r.verified.Delete(string(s.cr.UID) + "/" + unit)
+	r.verified.Delete(verificationKey(s, unit))
 }
 
 // hashOf is a digest of a desired state; encoding/json writes map keys
