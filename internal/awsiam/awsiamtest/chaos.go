@@ -37,15 +37,14 @@ type Chaos struct {
 	lost        map[string]bool // Create* actions whose answer was dropped
 	rng         *rand.Rand
 	counts      map[string]int
-	calls       map[string]int // every call that reached the proxy, by action
-	forms       []actionForm   // and their forms, for CallsMentioning
+	calls       []actionForm // every call that reached the proxy
 }
 
 type actionForm struct{ action, form, userAgent string }
 
 // NewChaos wraps next; it injects nothing until told to.
 func NewChaos(next http.Handler) *Chaos {
-	return &Chaos{next: next, lost: map[string]bool{}, counts: map[string]int{}, calls: map[string]int{}, rng: rand.New(rand.NewPCG(1, 1))}
+	return &Chaos{next: next, lost: map[string]bool{}, counts: map[string]int{}, rng: rand.New(rand.NewPCG(1, 1))}
 }
 
 // ChaosPath is where Chaos is controlled.
@@ -78,14 +77,14 @@ func (c *Chaos) Configure(rate float64, seed uint64, slow time.Duration, loseCre
 func (c *Chaos) Calls() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return maps.Clone(c.calls)
+	return c.callsWhere(func(actionForm) bool { return true })
 }
 
 // ResetCalls forgets the counted calls.
 func (c *Chaos) ResetCalls() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.calls, c.forms = map[string]int{}, nil
+	c.calls = nil
 }
 
 // CallsMentioning returns, by action, the calls since the last ResetCalls
@@ -104,7 +103,7 @@ func (c *Chaos) callsWhere(keep func(actionForm) bool) map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string]int{}
-	for _, f := range c.forms {
+	for _, f := range c.calls {
 		if keep(f) {
 			out[f.action]++
 		}
@@ -135,8 +134,7 @@ func (c *Chaos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		action = restAction(r)
 	}
 	c.mu.Lock()
-	c.calls[action]++
-	c.forms = append(c.forms, actionForm{action: action, form: strings.Join(slices.Concat(slices.Collect(maps.Values(form))...), "\n"), userAgent: r.UserAgent()})
+	c.calls = append(c.calls, actionForm{action: action, form: strings.Join(slices.Concat(slices.Collect(maps.Values(form))...), "\n"), userAgent: r.UserAgent()})
 	c.mu.Unlock()
 	fault, delay := c.choose(action, r)
 	switch fault {

@@ -69,12 +69,7 @@ func (g *stsGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, withBody(r, body))
 	case "ListRoles":
 		if g.untaggedLists {
-			rec := httptest.NewRecorder()
-			g.next.ServeHTTP(rec, withBody(r, body))
-			answer := roleTags.ReplaceAll(rec.Body.Bytes(), nil)
-			w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
-			w.WriteHeader(rec.Code)
-			_, _ = w.Write(answer)
+			g.rewritten(w, withBody(r, body), func(answer []byte) []byte { return roleTags.ReplaceAll(answer, nil) })
 			return
 		}
 		g.next.ServeHTTP(w, withBody(r, body))
@@ -241,16 +236,25 @@ func (g *stsGuard) exchange(w http.ResponseWriter, r *http.Request, form url.Val
 	if _, err := strconv.ParseFloat(session, 64); err == nil || session == "true" || session == "false" {
 		form.Set("RoleSessionName", mark+session)
 	}
+	answer := g.rewritten(w, withBody(r, []byte(form.Encode())), func(answer []byte) []byte {
+		return bytes.ReplaceAll(answer, []byte(mark+session), []byte(session))
+	})
+	g.remember(answer)
+}
+
+// rewritten passes r to kumo and answers with what rewrite makes of kumo's
+// answer, which it returns.
+func (g *stsGuard) rewritten(w http.ResponseWriter, r *http.Request, rewrite func([]byte) []byte) []byte {
 	rec := httptest.NewRecorder()
-	g.next.ServeHTTP(rec, withBody(r, []byte(form.Encode())))
-	answer := bytes.ReplaceAll(rec.Body.Bytes(), []byte(mark+session), []byte(session))
+	g.next.ServeHTTP(rec, r)
+	answer := rewrite(rec.Body.Bytes())
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(answer)
-	g.remember(answer)
+	return answer
 }
 
 // readForm reads a query-protocol request's form, leaving the body to be
