@@ -14,13 +14,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -37,6 +37,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -73,6 +74,9 @@ func main() {
 	if *rate > 0 {
 		limit, rps, burst = fmt.Sprintf("%g/s", *rate), *rate, 20
 	}
+	// Interrupted, a run still stops its manager and control plane.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	awsEnv := awsiamtest.StartWith(awsiamtest.Options{Chaos: true, AuthorizationDetails: *details})
 	var rows []result
 	for _, n := range ns {
@@ -83,7 +87,7 @@ func main() {
 		if *rate > 0 {
 			period = max(period, (time.Duration(float64(2*n)/(*rate/2)*1.2) * time.Second).Round(time.Second))
 		}
-		r, err := measure(context.Background(), awsEnv, *assets, *root, *manager, n, rps, burst, period, *keep, *memLimit)
+		r, err := measure(ctx, awsEnv, *assets, *root, *manager, n, rps, burst, period, *keep, *memLimit)
 		if err != nil {
 			fail(fmt.Errorf("%d profiles: %w", n, err))
 		}
@@ -247,7 +251,11 @@ func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager 
 	// checks are spread across the period, so two periods hold two of
 	// each, wherever the once-a-period reads fall.
 	awsEnv.Chaos.ResetCalls()
-	time.Sleep(2 * resync) // the window the count is over
+	select { // the window the count is over
+	case <-time.After(2 * resync):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
 	steady := awsEnv.Chaos.Calls()
 	res.readsPerProfile = float64(reads(steady)) / float64(2*n)
 	res.steadyWrites = (total(steady) - reads(steady)) / 2
@@ -304,18 +312,14 @@ func saveProfile(path, url string) {
 // waitReady polls, every 100 ms and within timeout, until the object is Ready
 // for its current generation.
 func waitReady(ctx context.Context, c client.Client, cr *v1alpha1.AwsKubeflowProfiles, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		got := &v1alpha1.AwsKubeflowProfiles{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(cr), got); err == nil {
-			r := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
-			if r != nil && r.Status == metav1.ConditionTrue && r.ObservedGeneration == got.Generation {
-				return nil
-			}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cr), got); err != nil {
+			return false, nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("timed out")
+		r := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
+		return r != nil && r.Status == metav1.ConditionTrue && r.ObservedGeneration == got.Generation, nil
+	})
 }
 
 func minus(all, some map[string]int) map[string]int {
@@ -339,7 +343,7 @@ func total(calls map[string]int) int {
 func reads(calls map[string]int) int {
 	n := 0
 	for action, v := range calls {
-		if strings.HasPrefix(action, "Get") || strings.HasPrefix(action, "List") || strings.HasPrefix(action, "Describe") {
+		if !(awsiamtest.Call{Action: action}).Write() {
 			n += v
 		}
 	}

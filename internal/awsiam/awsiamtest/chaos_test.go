@@ -66,3 +66,33 @@ func TestChaosFailsCallsAtItsRate(t *testing.T) {
 		t.Errorf("STS is never touched: %v", err)
 	}
 }
+
+// What a process outside the test called is counted by action, by what
+// it names, and by the application ID in its user agent.
+func TestChaosCountsTheCallsThatReachIt(t *testing.T) {
+	e := awsiamtest.StartWith(awsiamtest.Options{Chaos: true})
+	defer e.Close()
+	ctx := context.Background()
+	e.Chaos.ResetCalls()
+	for _, name := range []string{"chaos-count-a", "chaos-count-b"} {
+		if _, err := e.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(chaosTrust)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("chaos-count-a")}, func(o *iam.Options) { o.AppID = "chaos-test" }); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Chaos.Calls(); got["CreateRole"] != 2 || got["GetRole"] != 1 || len(got) != 2 {
+		t.Errorf("calls = %v, want 2 CreateRole and 1 GetRole", got)
+	}
+	if got := e.Chaos.CallsMentioning("chaos-count-a"); got["CreateRole"] != 1 || got["GetRole"] != 1 || len(got) != 2 {
+		t.Errorf("calls naming chaos-count-a = %v, want its CreateRole and GetRole", got)
+	}
+	if got := e.Chaos.CallsOfApp("chaos-test"); got["GetRole"] != 1 || len(got) != 1 {
+		t.Errorf("calls of app chaos-test = %v, want the one GetRole", got)
+	}
+	e.Chaos.ResetCalls()
+	if got := e.Chaos.Calls(); len(got) != 0 {
+		t.Errorf("calls after a reset = %v", got)
+	}
+}
