@@ -157,12 +157,14 @@ func TestErrorClassification(t *testing.T) {
 	cases := map[string]struct {
 		err                                                 error
 		notFound, throttled, terminal, unsupported, awsCall bool
+		denied, credentialsRejected                         bool
 	}{
 		"NoSuchEntity":               {err: apiError("NoSuchEntity"), notFound: true, awsCall: true},
 		"Throttling":                 {err: apiError("Throttling"), throttled: true, awsCall: true},
 		"MalformedPolicyDocument":    {err: apiError("MalformedPolicyDocument"), terminal: true, awsCall: true},
 		"LimitExceeded":              {err: apiError("LimitExceeded"), terminal: true, awsCall: true},
-		"AccessDenied":               {err: apiError("AccessDenied"), terminal: true, awsCall: true},
+		"AccessDenied":               {err: apiError("AccessDenied"), terminal: true, awsCall: true, denied: true},
+		"ExpiredToken":               {err: apiError("ExpiredToken"), terminal: true, awsCall: true, denied: true, credentialsRejected: true},
 		"InvalidAction":              {err: apiError("InvalidAction"), unsupported: true, awsCall: true},
 		"ServiceFailure":             {err: apiError("ServiceFailure"), awsCall: true},
 		"wrapped NoSuchEntity":       {err: fmt.Errorf("reading role x: %w", apiError("NoSuchEntity")), notFound: true, awsCall: true},
@@ -178,6 +180,8 @@ func TestErrorClassification(t *testing.T) {
 			g.Expect(awsiam.IsTerminal(tc.err)).To(Equal(tc.terminal))
 			g.Expect(awsiam.IsUnsupported(tc.err)).To(Equal(tc.unsupported))
 			g.Expect(awsiam.IsAWSError(tc.err)).To(Equal(tc.awsCall))
+			g.Expect(awsiam.IsAccessDenied(tc.err)).To(Equal(tc.denied))
+			g.Expect(awsiam.IsCredentialsRejected(tc.err)).To(Equal(tc.credentialsRejected))
 		})
 	}
 }

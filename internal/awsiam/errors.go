@@ -32,10 +32,17 @@ func IsThrottled(err error) bool {
 	return hasCode(err, "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException")
 }
 
-// IsAccessDenied reports whether the operator's credentials lack permission.
+// IsAccessDenied reports whether the operator's credentials lack permission,
+// or AWS did not take them at all (see IsCredentialsRejected).
 func IsAccessDenied(err error) bool {
-	return hasCode(err, "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId",
-		"ExpiredToken", "UnrecognizedClientException", "SignatureDoesNotMatch")
+	return hasCode(err, "AccessDenied", "AccessDeniedException", "UnauthorizedOperation") || IsCredentialsRejected(err)
+}
+
+// IsCredentialsRejected reports whether AWS refused the credentials
+// themselves (expired, unknown, signed for another region or partition),
+// which no grant mends.
+func IsCredentialsRejected(err error) bool {
+	return hasCode(err, "InvalidClientTokenId", "ExpiredToken", "UnrecognizedClientException", "SignatureDoesNotMatch")
 }
 
 // IsLimitExceeded reports whether an IAM quota was hit.

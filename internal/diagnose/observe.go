@@ -76,11 +76,11 @@ func kubeErr(err error, verb, resource, namespace string) error {
 // iamErr turns a refusal of IAM into the permission it names, and
 // credentials IAM does not take into what to do about them.
 func iamErr(err error, action, resource string) error {
-	switch awsiam.Code(err) {
-	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation":
-		return fmt.Errorf("cannot check: the AWS credentials may not call %s on %s; grant it", action, resource)
-	case "ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch":
+	switch {
+	case awsiam.IsCredentialsRejected(err):
 		return fmt.Errorf("cannot check: IAM does not take the AWS credentials (%s): refresh them (aws sso login, AWS_PROFILE), or set AWS_REGION to one of the role's partition", awsiam.Code(err))
+	case awsiam.IsAccessDenied(err):
+		return fmt.Errorf("cannot check: the AWS credentials may not call %s on %s; grant it", action, resource)
 	}
 	return fmt.Errorf("cannot check: %s on %s: %w", action, resource, err)
 }
