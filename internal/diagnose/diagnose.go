@@ -107,8 +107,7 @@ const AudienceAnnotation = "eks.amazonaws.com/audience"
 // ServiceAccount is what it needs of default-editor.
 type ServiceAccount struct {
 	RoleARN string // its annotation, "" without one
-	// Audience is what its tokens are for: its audience annotation, or
-	// sts.amazonaws.com.
+	// Audience is its audience annotation; see Observation.Audience.
 	Audience string
 	// AnnotatedAt is when the field manager that set the annotation last
 	// wrote, when known; AnnotatedBy is that manager.
@@ -343,9 +342,9 @@ func (d *diagnosis) pod(saOK bool) {
 	case pod.TokenFile == "" || pod.TokenAudience == "":
 		d.add(LinkPod, Fail, "delete the pod so the webhook mounts the token again",
 			"pod %s has AWS_ROLE_ARN but no projected service account token at its AWS_WEB_IDENTITY_TOKEN_FILE %q", pod.Name, pod.TokenFile)
-	case saOK && pod.TokenAudience != d.audience():
-		d.add(LinkPod, Fail, "delete the pod so it is created again with a token for "+d.audience()+"; if it comes back the same, set the webhook's --token-audience or the service account's "+AudienceAnnotation,
-			"pod %s's token is for audience %s, but %s's tokens are for %s", pod.Name, pod.TokenAudience, EditorServiceAccount, d.audience())
+	case saOK && pod.TokenAudience != d.o.Audience():
+		d.add(LinkPod, Fail, "delete the pod so it is created again with a token for "+d.o.Audience()+"; if it comes back the same, set the webhook's --token-audience or the service account's "+AudienceAnnotation,
+			"pod %s's token is for audience %s, but %s's tokens are for %s", pod.Name, pod.TokenAudience, EditorServiceAccount, d.o.Audience())
 	default:
 		d.add(LinkPod, Pass, "", "pod %s has AWS_ROLE_ARN %s and a token for %s at %s", pod.Name, pod.RoleARN, pod.TokenAudience, pod.TokenFile)
 	}
@@ -369,9 +368,10 @@ func (d *diagnosis) token() bool {
 	return true
 }
 
-// audience is what default-editor's tokens are for.
-func (d *diagnosis) audience() string {
-	if a := d.o.ServiceAccount.Value.Audience; a != "" {
+// Audience is what default-editor's tokens are for: its audience
+// annotation, or sts.amazonaws.com.
+func (o Observation) Audience() string {
+	if a := o.ServiceAccount.Value.Audience; a != "" {
 		return a
 	}
 	return policy.Audience
@@ -387,15 +387,15 @@ func (d *diagnosis) oidcProvider(tokenOK bool) bool {
 		d.cannot(LinkOIDCProvider, p.Err)
 		return false
 	case !p.Found:
-		d.add(LinkOIDCProvider, Fail, "create the IAM OIDC provider for "+d.o.Token.Value.Issuer+" with client ID "+d.audience()+" (the operator does: see its OIDCProviderReady condition)",
+		d.add(LinkOIDCProvider, Fail, "create the IAM OIDC provider for "+d.o.Token.Value.Issuer+" with client ID "+d.o.Audience()+" (the operator does: see its OIDCProviderReady condition)",
 			"IAM has no OIDC provider for the token's issuer %s", d.o.Token.Value.Issuer)
 		return false
-	case !slices.Contains(p.Value.ClientIDs, d.audience()):
-		d.add(LinkOIDCProvider, Fail, fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", p.Value.ARN, d.audience()),
-			"IAM OIDC provider %s does not have client ID %s (it has %v), so STS refuses the token", p.Value.ARN, d.audience(), p.Value.ClientIDs)
+	case !slices.Contains(p.Value.ClientIDs, d.o.Audience()):
+		d.add(LinkOIDCProvider, Fail, fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", p.Value.ARN, d.o.Audience()),
+			"IAM OIDC provider %s does not have client ID %s (it has %v), so STS refuses the token", p.Value.ARN, d.o.Audience(), p.Value.ClientIDs)
 		return false
 	}
-	d.add(LinkOIDCProvider, Pass, "", "IAM OIDC provider %s has client ID %s", p.Value.ARN, d.audience())
+	d.add(LinkOIDCProvider, Pass, "", "IAM OIDC provider %s has client ID %s", p.Value.ARN, d.o.Audience())
 	return true
 }
 

@@ -46,11 +46,7 @@ func (r Reader) Observe(ctx context.Context, profile, pod string) Observation {
 		p := r.pod(ctx, profile, pod)
 		o.Pod = &p
 	}
-	audience := o.ServiceAccount.Value.Audience
-	if audience == "" {
-		audience = policy.Audience
-	}
-	o.Token = r.token(ctx, profile, audience)
+	o.Token = r.token(ctx, profile, o.Audience())
 	roleARN := o.KubeflowObject.Value.RoleARN
 	if o.KubeflowObject.Found && roleARN != "" {
 		o.Role = r.role(ctx, roleARN)
@@ -108,9 +104,6 @@ func (r Reader) serviceAccount(ctx context.Context, namespace string) Read[Servi
 		return Failed[ServiceAccount](kubeErr(err, "get", "serviceaccounts", namespace))
 	}
 	out := ServiceAccount{RoleARN: sa.Annotations[RoleARNAnnotation], Audience: sa.Annotations[AudienceAnnotation]}
-	if out.Audience == "" {
-		out.Audience = policy.Audience
-	}
 	// The API server keeps no time per field: the nearest is when the
 	// field manager that set the annotation last wrote.
 	for _, mf := range sa.ManagedFields {
