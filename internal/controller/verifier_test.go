@@ -23,10 +23,13 @@ import (
 var _ = Describe("Resync at scale", Label("resync", "invariant:minimal-calls"), func() {
 	const n = 30
 	const period = 10 * time.Minute
-	// withProfiles is an object of n profiles, and their roles' names.
+	// withProfiles is an object of n profiles, and their roles' names. Its
+	// deletion deletes them: retained, they would be the trust audit's of
+	// every other object in the suite.
 	withProfiles := func(cluster string) (*v1alpha1.AwsKubeflowProfiles, []string) {
 		var roles []string
 		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.DeletionPolicy = v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyDelete, ClusterIAM: v1alpha1.DeletionPolicyDelete}
 			for i := range n {
 				name := fmt.Sprintf("team-%02d-%s", i, cluster)
 				cr.Spec.Profiles = append(cr.Spec.Profiles, v1alpha1.ProfileSpec{Name: name, Owner: owner(name)})
@@ -133,6 +136,7 @@ var _ = Describe("Resync at scale", Label("resync", "invariant:minimal-calls"), 
 		cluster := testCluster()
 		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: "only-" + cluster, Owner: owner("a")}}
+			cr.Spec.DeletionPolicy = v1alpha1.DeletionPolicySpec{Profiles: v1alpha1.DeletionPolicyDelete, ClusterIAM: v1alpha1.DeletionPolicyDelete}
 		})
 		Expect(k8s.Create(ctx, cr)).To(Succeed())
 		DeferCleanup(func() { deleteAndWait(cr) })
