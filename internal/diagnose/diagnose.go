@@ -420,10 +420,21 @@ func (d *diagnosis) trust(role string, tokenOK, providerOK bool) {
 		return
 	}
 	claims := d.o.Token.Value
-	decision, err := policy.Evaluate(r.Value.Trust, policy.WebIdentityRequest(d.o.OIDCProvider.Value.ARN, claims.Issuer, claims.Subject, claims.Audience))
+	req := policy.WebIdentityRequest(d.o.OIDCProvider.Value.ARN, claims.Issuer, claims.Subject, claims.Audience)
+	decision, err := policy.Evaluate(r.Value.Trust, req)
+	unknown := policy.UnknownConditionKeys(r.Value.Trust, req)
 	switch {
 	case err != nil:
 		d.add(LinkTrust, CannotCheck, "", "the trust of role %s uses what this check cannot evaluate: %v", role, err)
+	case len(unknown) > 0:
+		// A token alone does not tell what STS takes from the call itself,
+		// so neither outcome is known.
+		outcome := "admit " + claims.Subject
+		if !decision.Allowed {
+			outcome = "refuse it: " + decision.Reason
+		}
+		d.add(LinkTrust, CannotCheck, "", "the trust of role %s also tests %s, which STS takes from the call, not the token; were they absent it would %s",
+			role, strings.Join(unknown, ", "), outcome)
 	case !decision.Allowed:
 		d.add(LinkTrust, Fail, "make the role trust exactly "+claims.Subject+" through "+d.o.OIDCProvider.Value.ARN+": manage the profile with spec.profiles[] of an AwsKubeflowProfiles, which writes that trust",
 			"the trust of role %s does not admit %s: %s", role, claims.Subject, decision.Reason)

@@ -2,6 +2,7 @@ package diagnose_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -183,4 +184,36 @@ func TestWhatCannotBeReadIsSaid(t *testing.T) {
 		HaveField("Detail", ContainSubstring("iam:GetOpenIDConnectProvider")))))
 	g.Expect(r.Checks).To(ContainElement(And(HaveField("Link", diagnose.LinkTrust), HaveField("Status", diagnose.CannotCheck),
 		HaveField("Detail", ContainSubstring("until the IAM OIDC provider link passes")))))
+}
+
+// A trust that tests what STS takes from the call (the caller's address,
+// the token's amr) cannot be judged from a token alone, whichever way the
+// evaluation would go without those keys.
+func TestATrustOnKeysOutsideTheTokenCannotBeChecked(t *testing.T) {
+	host := policy.IssuerHost(issuer)
+	cases := map[string]struct {
+		extra   string
+		outcome string
+	}{
+		"a key the evaluation would find absent and refuse": {
+			extra: `"StringLike":{"aws:SourceVpc":"vpc-1"}`, outcome: "refuse it: no statement allows the request",
+		},
+		"a key the evaluation would find absent and admit": {
+			extra: `"StringNotEquals":{"` + host + `:amr":"unauthenticated"}`, outcome: "admit " + subject,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			trust, err := policy.Parse(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":%q},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"%s:sub":%q},%s}}]}`,
+				providerARN, host, subject, tc.extra))
+			g.Expect(err).NotTo(HaveOccurred())
+			o := healthy()
+			o.Role.Value.Trust = trust
+			r := diagnose.Diagnose(o)
+			g.Expect(r.Broken()).To(BeFalse(), "%+v", r.Checks)
+			g.Expect(r.Checks).To(ContainElement(And(HaveField("Link", diagnose.LinkTrust), HaveField("Status", diagnose.CannotCheck),
+				HaveField("Detail", And(ContainSubstring("which STS takes from the call"), ContainSubstring(tc.outcome))))))
+		})
+	}
 }

@@ -256,3 +256,34 @@ func contains(v Values, s string) bool {
 	}
 	return false
 }
+
+// UnknownConditionKeys are the condition keys that statements applying to
+// req's action and principal test but req's context lacks, sorted and once
+// each. STS fills keys such as aws:SourceIp or the token's amr from the call
+// itself, so a decision that involved one is only as good as the guess that
+// it is absent.
+func UnknownConditionKeys(doc Document, req Request) []string {
+	known := make(map[string]bool, len(req.Context))
+	for k := range req.Context {
+		known[strings.ToLower(k)] = true
+	}
+	var out []string
+	for _, s := range doc.Statement {
+		applies := (len(s.Action) == 0 || matchesAny(s.Action, req.Action, true)) &&
+			(len(s.NotAction) == 0 || !matchesAny(s.NotAction, req.Action, true)) &&
+			(s.Principal == nil || principalMatches(s.Principal, req)) &&
+			(s.NotPrincipal == nil || !principalMatches(s.NotPrincipal, req))
+		if !applies {
+			continue
+		}
+		for _, keys := range s.Condition {
+			for key := range keys {
+				if !known[strings.ToLower(key)] && !slices.Contains(out, key) {
+					out = append(out, key)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -261,3 +261,44 @@ func TestNeutralisedTrustAdmitsNoOne(t *testing.T) {
 	_, err = policy.Parse(id.Neutralised().Marshal())
 	g.Expect(err).NotTo(HaveOccurred(), "a document IAM and the parser accept")
 }
+
+func TestUnknownConditionKeys(t *testing.T) {
+	host := policy.IssuerHost(issuer)
+	req := policy.WebIdentityRequest(providerARN, issuer, "system:serviceaccount:team-a:default-editor", []string{policy.Audience})
+	statement := func(effect, principal, action, conditions string) string {
+		return fmt.Sprintf(`{"Effect":%q,"Principal":{"Federated":%q},"Action":%q,"Condition":%s}`, effect, principal, action, conditions)
+	}
+	cases := map[string]struct {
+		statements []string
+		want       []string
+	}{
+		"only the token's sub and aud, in another case": {
+			statements: []string{statement("Allow", providerARN, "sts:AssumeRoleWithWebIdentity", fmt.Sprintf(`{"StringEquals":{"%s:SUB":"x","%s:aud":"y"}}`, host, host))},
+		},
+		"the source address and the token's amr": {
+			statements: []string{statement("Allow", providerARN, "sts:AssumeRoleWithWebIdentity", fmt.Sprintf(`{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"StringLike":{"%s:amr":"x","%s:sub":"y"}}`, host, host))},
+			want:       []string{"aws:SourceIp", host + ":amr"},
+		},
+		"in a Deny too, once each": {
+			statements: []string{
+				statement("Allow", providerARN, "sts:*", `{"Bool":{"aws:SecureTransport":"true"}}`),
+				statement("Deny", providerARN, "sts:AssumeRoleWithWebIdentity", `{"Bool":{"aws:SecureTransport":"false"}}`),
+			},
+			want: []string{"aws:SecureTransport"},
+		},
+		"not in a statement for another principal or action": {
+			statements: []string{
+				statement("Allow", "arn:aws:iam::123456789012:oidc-provider/other", "sts:AssumeRoleWithWebIdentity", `{"StringEquals":{"aws:SourceIp":"x"}}`),
+				statement("Allow", providerARN, "sts:TagSession", `{"StringEquals":{"aws:RequestTag/team":"a"}}`),
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			doc, err := policy.Parse(`{"Version":"2012-10-17","Statement":[` + strings.Join(tc.statements, ",") + `]}`)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(policy.UnknownConditionKeys(doc, req)).To(Equal(tc.want))
+		})
+	}
+}
