@@ -188,6 +188,8 @@ type Observation struct {
 type diagnosis struct {
 	o      Observation
 	report Report
+	// claims are the token's that the trust is evaluated for.
+	claims policy.Claims
 }
 
 func (d *diagnosis) add(link string, status Status, fix, format string, args ...any) {
@@ -216,10 +218,36 @@ func Diagnose(o Observation) Report {
 		d.pod(saOK)
 	}
 	tokenOK := d.token()
+	d.claims = o.Token.Value
 	providerOK := d.oidcProvider(tokenOK)
 	d.trust(role, tokenOK, providerOK)
 	d.policies(role)
 	return d.report
+}
+
+// Summarize is the diagnosis of a profile without a pod or a token, from
+// what an operator reads anyway: the Profile, default-editor, the OIDC
+// provider, the role's trust (evaluated for the token the API server issues
+// default-editor with issuer) and its policies. The webhook, a pod and a
+// real token are for Diagnose.
+func Summarize(o Observation, issuer string) Report {
+	d := &diagnosis{o: o, report: Report{Profile: o.Profile}}
+	d.claims = policy.Claims{Issuer: issuer, Subject: policy.ServiceAccountSubject(o.Profile, EditorServiceAccount), Audience: []string{o.Audience()}}
+	role := d.profile()
+	d.serviceAccount(role)
+	providerOK := d.oidcProvider(true)
+	d.trust(role, true, providerOK)
+	d.policies(role)
+	return d.report
+}
+
+// FirstBroken is the first link that failed, if one did.
+func (r Report) FirstBroken() (Check, bool) {
+	i := slices.IndexFunc(r.Checks, func(c Check) bool { return c.Status == Fail })
+	if i < 0 {
+		return Check{}, false
+	}
+	return r.Checks[i], true
 }
 
 // profile checks the Profile and returns the role its plugin names, or "".
@@ -330,6 +358,12 @@ func (d *diagnosis) pod(saOK bool) {
 		d.add(LinkPod, Fail, "delete the pod so it is created again (stop and start the notebook): the webhook sets AWS credentials only on pods created after the annotation",
 			"pod %s has no AWS_ROLE_ARN and was created at %s, at or before %s, who set %s's annotation, last wrote it (%s)",
 			pod.Name, pod.Created.UTC().Format(time.RFC3339), sa.AnnotatedBy, EditorServiceAccount, sa.AnnotatedAt.UTC().Format(time.RFC3339))
+	case pod.RoleARN == "" && saOK && sa.AnnotatedAt.IsZero():
+		// An API server that keeps no managed fields for the service account
+		// (or a client that reset them) leaves the order unknown.
+		d.add(LinkPod, Fail, "delete the pod so it is created again (stop and start the notebook): the webhook sets AWS credentials only on pods created after the annotation",
+			"pod %s has no AWS_ROLE_ARN: the webhook did not mutate it when it was created at %s; the API server keeps no record of when %s was annotated, and if that was later, this is why",
+			pod.Name, pod.Created.UTC().Format(time.RFC3339), EditorServiceAccount)
 	case pod.RoleARN == "":
 		d.add(LinkPod, Fail, "delete the pod so it is created again once the service account is annotated and the webhook reached",
 			"pod %s has no AWS_ROLE_ARN: the webhook did not mutate it", pod.Name)
@@ -387,8 +421,8 @@ func (d *diagnosis) oidcProvider(tokenOK bool) bool {
 		d.cannot(LinkOIDCProvider, p.Err)
 		return false
 	case !p.Found:
-		d.add(LinkOIDCProvider, Fail, "create the IAM OIDC provider for "+d.o.Token.Value.Issuer+" with client ID "+d.o.Audience()+" (the operator does: see its OIDCProviderReady condition)",
-			"IAM has no OIDC provider for the token's issuer %s", d.o.Token.Value.Issuer)
+		d.add(LinkOIDCProvider, Fail, "create the IAM OIDC provider for "+d.claims.Issuer+" with client ID "+d.o.Audience()+" (the operator does: see its OIDCProviderReady condition)",
+			"IAM has no OIDC provider for the token's issuer %s", d.claims.Issuer)
 		return false
 	case !slices.Contains(p.Value.ClientIDs, d.o.Audience()):
 		d.add(LinkOIDCProvider, Fail, fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", p.Value.ARN, d.o.Audience()),
@@ -419,7 +453,7 @@ func (d *diagnosis) trust(role string, tokenOK, providerOK bool) {
 		d.blocked(LinkTrust, LinkOIDCProvider)
 		return
 	}
-	claims := d.o.Token.Value
+	claims := d.claims
 	req := policy.WebIdentityRequest(d.o.OIDCProvider.Value.ARN, claims.Issuer, claims.Subject, claims.Audience)
 	decision, err := policy.Evaluate(r.Value.Trust, req)
 	unknown := policy.UnknownConditionKeys(r.Value.Trust, req)

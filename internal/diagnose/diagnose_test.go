@@ -97,6 +97,13 @@ func TestEachBrokenLinkIsNamedWithItsFix(t *testing.T) {
 			},
 			link: diagnose.LinkPod, detail: "at or before profile-controller, who set default-editor's annotation, last wrote it", fix: "delete the pod",
 		},
+		"the pod not mutated, and when the annotation was written unknown": {
+			breakIt: func(o *diagnose.Observation) {
+				o.Pod.Value.RoleARN, o.Pod.Value.TokenFile, o.Pod.Value.TokenAudience = "", "", ""
+				o.ServiceAccount.Value.AnnotatedAt, o.ServiceAccount.Value.AnnotatedBy = time.Time{}, ""
+			},
+			link: diagnose.LinkPod, detail: "when it was created at 2026-11-30T11:00:00Z; the API server keeps no record of when default-editor was annotated", fix: "delete the pod",
+		},
 		"the pod was not mutated, though created after the annotation": {
 			breakIt: func(o *diagnose.Observation) {
 				o.Pod.Value.RoleARN, o.Pod.Value.TokenFile, o.Pod.Value.TokenAudience = "", "", ""
@@ -214,6 +221,49 @@ func TestATrustOnKeysOutsideTheTokenCannotBeChecked(t *testing.T) {
 			g.Expect(r.Broken()).To(BeFalse(), "%+v", r.Checks)
 			g.Expect(r.Checks).To(ContainElement(And(HaveField("Link", diagnose.LinkTrust), HaveField("Status", diagnose.CannotCheck),
 				HaveField("Detail", And(ContainSubstring("which STS takes from the call"), ContainSubstring(tc.outcome))))))
+		})
+	}
+}
+
+// The summary an operator writes needs no pod, token or webhook, and names
+// the links of its own reading.
+func TestSummarizeWithoutPodOrToken(t *testing.T) {
+	operatorView := func() diagnose.Observation {
+		o := healthy()
+		o.Pod, o.Token, o.Webhooks, o.Operator = nil, diagnose.Read[policy.Claims]{}, diagnose.Read[[]diagnose.Webhook]{}, diagnose.Read[diagnose.Operator]{}
+		return o
+	}
+	g := NewWithT(t)
+	whole := diagnose.Summarize(operatorView(), issuer)
+	g.Expect(whole.Whole()).To(BeTrue(), "%+v", whole.Checks)
+	g.Expect(whole.Checks).To(HaveEach(HaveField("Link", BeElementOf(diagnose.LinkProfile, diagnose.LinkServiceAccount, diagnose.LinkOIDCProvider, diagnose.LinkTrust, diagnose.LinkPolicies))))
+	g.Expect(whole.Checks).To(HaveLen(5))
+	_, broken := whole.FirstBroken()
+	g.Expect(broken).To(BeFalse())
+
+	cases := map[string]struct {
+		breakIt func(o *diagnose.Observation)
+		link    string
+	}{
+		"the annotation removed":                {func(o *diagnose.Observation) { o.ServiceAccount.Value.RoleARN = "" }, diagnose.LinkServiceAccount},
+		"the OIDC provider's client ID removed": {func(o *diagnose.Observation) { o.OIDCProvider.Value.ClientIDs = nil }, diagnose.LinkOIDCProvider},
+		"the trust for another namespace": {func(o *diagnose.Observation) {
+			o.Role.Value.Trust = policy.WebIdentityTrust(providerARN, issuer, "system:serviceaccount:team-b:default-editor")
+		}, diagnose.LinkTrust},
+		"the trust for another cluster's issuer": {func(o *diagnose.Observation) {
+			o.Role.Value.Trust = policy.WebIdentityTrust(providerARN, issuer+"X", subject)
+		}, diagnose.LinkTrust},
+		"no policies": {func(o *diagnose.Observation) { o.Role.Value.Attached = nil }, diagnose.LinkPolicies},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			o := operatorView()
+			tc.breakIt(&o)
+			first, broken := diagnose.Summarize(o, issuer).FirstBroken()
+			g.Expect(broken).To(BeTrue())
+			g.Expect(first.Link).To(Equal(tc.link))
+			g.Expect(first.Fix).NotTo(BeEmpty())
 		})
 	}
 }

@@ -122,13 +122,14 @@ func TestReaderOnAControlPlaneAndKumo(t *testing.T) {
 
 	t.Run("a pod the webhook did not mutate is named, with the fix", func(t *testing.T) {
 		g := NewWithT(t)
-		// This API server keeps no managed fields, so when the annotation
-		// was written is unknown here, and the pod is judged by itself.
+		// This API server keeps no managed fields for objects written
+		// without server-side apply, so when the annotation was written is
+		// unknown, and the diagnosis says so.
 		g.Expect(kube.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: profile, Name: "nb-plain"},
 			Spec: corev1.PodSpec{ServiceAccountName: "default-editor", Containers: []corev1.Container{{Name: "nb", Image: "notebook"}}}})).To(Succeed())
 		r := diagnose.Diagnose(diagnose.Reader{Kube: kube, IAM: iamClient}.Observe(ctx, profile, "nb-plain"))
 		g.Expect(r.Checks).To(ContainElement(And(HaveField("Link", diagnose.LinkPod), HaveField("Status", diagnose.Fail),
-			HaveField("Detail", ContainSubstring("has no AWS_ROLE_ARN")), HaveField("Fix", ContainSubstring("delete the pod")))))
+			HaveField("Detail", ContainSubstring("keeps no record of when default-editor was annotated")), HaveField("Fix", ContainSubstring("delete the pod")))))
 	})
 
 	t.Run("without a permission it uses, that link cannot be checked, naming it", func(t *testing.T) {

@@ -258,14 +258,23 @@ func contains(v Values, s string) bool {
 }
 
 // UnknownConditionKeys are the condition keys that statements applying to
-// req's action and principal test but req's context lacks, sorted and once
-// each. STS fills keys such as aws:SourceIp or the token's amr from the call
-// itself, so a decision that involved one is only as good as the guess that
-// it is absent.
+// req's action and principal test, that req's context lacks and that STS
+// may set from the call itself (aws:SourceIp, sts:RoleSessionName, the
+// token's amr), sorted and once each. A decision that involved one is only
+// as good as the guess that it is absent. A key of another identity
+// provider (its prefix a host, not the request's) is known to be absent.
 func UnknownConditionKeys(doc Document, req Request) []string {
 	known := make(map[string]bool, len(req.Context))
+	hosts := map[string]bool{}
 	for k := range req.Context {
 		known[strings.ToLower(k)] = true
+		if host, _, ok := strings.Cut(strings.ToLower(k), ":"); ok {
+			hosts[host] = true
+		}
+	}
+	mayBeSet := func(key string) bool {
+		prefix, _, _ := strings.Cut(strings.ToLower(key), ":")
+		return !known[strings.ToLower(key)] && (!strings.Contains(prefix, ".") || hosts[prefix])
 	}
 	var out []string
 	for _, s := range doc.Statement {
@@ -278,7 +287,7 @@ func UnknownConditionKeys(doc Document, req Request) []string {
 		}
 		for _, keys := range s.Condition {
 			for key := range keys {
-				if !known[strings.ToLower(key)] && !slices.Contains(out, key) {
+				if mayBeSet(key) && !slices.Contains(out, key) {
 					out = append(out, key)
 				}
 			}

@@ -286,6 +286,9 @@ func TestUnknownConditionKeys(t *testing.T) {
 			},
 			want: []string{"aws:SecureTransport"},
 		},
+		"not another identity provider's, which this token never sets": {
+			statements: []string{statement("Allow", providerARN, "sts:AssumeRoleWithWebIdentity", `{"StringEquals":{"oidc.eks.us-west-2.amazonaws.com/id/XYZ:sub":"x","accounts.google.com:aud":"y"}}`)},
+		},
 		"not in a statement for another principal or action": {
 			statements: []string{
 				statement("Allow", "arn:aws:iam::123456789012:oidc-provider/other", "sts:AssumeRoleWithWebIdentity", `{"StringEquals":{"aws:SourceIp":"x"}}`),
