@@ -527,7 +527,35 @@ type ProfileStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+
+	// chain is the credential chain of the profile's notebooks as the
+	// operator sees it without a pod, from what it reads anyway: the
+	// Profile's plugin, default-editor's annotation, the OIDC provider's
+	// client ID, and the role's trust and policies. Set for ready profiles.
+	// `kubectl awskubeflowprofiles diagnose -n <profile>` says what fixes a
+	// broken one, and checks the rest: the pod identity webhook, a pod and a
+	// real token.
+	// +optional
+	Chain ChainState `json:"chain,omitempty"`
+
+	// chainBrokenLink is the first link that is broken, such as "Service
+	// account". Only the link is kept here, so that a status of 1000
+	// profiles whose chains all broke at once stays well under etcd's limit.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ChainBrokenLink string `json:"chainBrokenLink,omitempty"`
 }
+
+// ChainState is the outcome of a profile's chain summary.
+// +kubebuilder:validation:Enum=Whole;Broken
+type ChainState string
+
+const (
+	// ChainWhole: every link the operator sees holds.
+	ChainWhole ChainState = "Whole"
+	// ChainBroken: a link is broken; chainBrokenLink says which.
+	ChainBroken ChainState = "Broken"
+)
 
 // AwsKubeflowProfilesStatus is the observed state of AwsKubeflowProfiles.
 type AwsKubeflowProfilesStatus struct {

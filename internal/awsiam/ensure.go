@@ -35,7 +35,9 @@ type OIDCProviderResult struct {
 	// External is true when the provider exists but was not created by the
 	// operator: it is used as is.
 	External bool
-	Changes  []Change
+	// ClientIDs are the audiences the provider accepts, as read or created.
+	ClientIDs []string
+	Changes   []Change
 }
 
 // EnsureOIDCProvider makes sure an OIDC provider exists for want.URL. One the
@@ -52,7 +54,7 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 		if err != nil {
 			return OIDCProviderResult{}, err
 		}
-		return OIDCProviderResult{ARN: arn, Created: true, Changes: []Change{{
+		return OIDCProviderResult{ARN: arn, Created: true, ClientIDs: want.ClientIDs, Changes: []Change{{
 			Reason: "OIDCProviderCreated", Resource: "oidc_provider", Action: "create",
 			Message: fmt.Sprintf("Created IAM OIDC provider %s for client ID %s", arn, policy.Audience),
 		}}}, nil
@@ -60,7 +62,7 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 	if err != nil {
 		return OIDCProviderResult{}, err
 	}
-	res := OIDCProviderResult{ARN: have.ARN, Created: true}
+	res := OIDCProviderResult{ARN: have.ARN, Created: true, ClientIDs: have.ClientIDs}
 	if desired.OwnershipOf(have.Tags, owner) == desired.Orphaned {
 		switch err := c.TagOIDCProvider(ctx, have.ARN, owner.Tags(have.Tags)); {
 		case err == nil:
@@ -70,11 +72,11 @@ func (c *Client) EnsureOIDCProvider(ctx context.Context, want desired.OIDCProvid
 		}
 	} else if !ownsProvider(have, owner, createdBefore) {
 		if !slices.Contains(have.ClientIDs, policy.Audience) {
-			return OIDCProviderResult{ARN: have.ARN, External: true}, fmt.Errorf(
+			return OIDCProviderResult{ARN: have.ARN, External: true, ClientIDs: have.ClientIDs}, fmt.Errorf(
 				"%w: OIDC provider %s was not created by this operator and lacks client ID %s; add it with `aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s`",
 				ErrClientIDMissing, have.ARN, policy.Audience, have.ARN, policy.Audience)
 		}
-		return OIDCProviderResult{ARN: have.ARN, External: true}, nil
+		return OIDCProviderResult{ARN: have.ARN, External: true, ClientIDs: have.ClientIDs}, nil
 	}
 	if len(want.Thumbprints) > 0 && !sameSet(have.Thumbprints, want.Thumbprints) {
 		if err := c.UpdateOIDCProviderThumbprints(ctx, have.ARN, want.Thumbprints); err != nil {

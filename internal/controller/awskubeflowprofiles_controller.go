@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -79,6 +80,9 @@ type Reconciler struct {
 	// verified remembers, per object and part, the desired state last found
 	// or made true in IAM and when; see fresh.
 	verified sync.Map
+	// clientIDs remembers the client IDs of each OIDC provider, by ARN, as
+	// last read or created, for the profiles' chain summaries.
+	clientIDs sync.Map
 	// created remembers when the operator created an IAM resource, by ARN;
 	// see propagationOf.
 	created sync.Map
@@ -111,6 +115,7 @@ type Reconciler struct {
 // namespace only (a Role there, see config/rbac); the ClusterRole holds what
 // is cluster-scoped.
 // +kubebuilder:rbac:groups="",namespace=kubeflow,resources=serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,namespace=kubeflow,resources=deployments,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 // +kubebuilder:rbac:groups=kubeflow.org,resources=profiles,verbs=get;list;watch;create;patch;delete
@@ -329,14 +334,15 @@ func (r *Reconciler) removeFinalizer(ctx context.Context, cr *v1alpha1.AwsKubefl
 }
 
 // SetupWithManager registers the controller. Service accounts are watched
-// through the manager's cache, which holds only those carrying the
-// operator's label, so drift of the annotation is repaired at once.
+// through the manager's cache (see CacheOptions): drift of the annotation
+// of those the operator labelled is repaired at once, and a change of a
+// profile's default-editor updates its chain summary.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	verifier := r.roleVerifier()
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.AwsKubeflowProfiles{}, builder.WithPredicates(specOrDeletionChanged())).
-		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(ownerFromLabel)).
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.serviceAccountOwners)).
 		WatchesRawSource(source.Channel(verifier.events, &handler.EnqueueRequestForObject{})).
 		Build(r)
 	if err != nil {
@@ -415,18 +421,22 @@ func (w *profileWatch) ensure(ctx context.Context, wait bool) error {
 // controller.
 const DefaultProfileControllerNamespace = "kubeflow"
 
-// CacheOptions limits the manager's cache of service accounts to those the
-// operator labelled in the profile controller's namespace: a cluster has
-// many, the operator may read only that namespace's, and only those are
-// watched. The cached AwsKubeflowProfiles lose their managed fields, which
-// the operator never reads and which, for the status of 1000 profiles, are
-// as large as the rest of the object.
+// CacheOptions limits the manager's cache of service accounts, of which a
+// cluster has many: in the profile controller's namespace, those the
+// operator labelled; elsewhere, the default-editor service accounts only,
+// whose annotation the profiles' chain summaries read. The cached objects
+// lose their managed fields, which the operator never reads and which, for
+// the status of 1000 profiles, are as large as the rest of the object.
 func CacheOptions(profileControllerNamespace string) cache.Options {
+	strip := cache.TransformStripManagedFields()
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&v1alpha1.AwsKubeflowProfiles{}: {Transform: cache.TransformStripManagedFields()},
+		&v1alpha1.AwsKubeflowProfiles{}: {Transform: strip},
 		&corev1.ServiceAccount{}: {
-			Label:      labels.SelectorFromSet(nil).Add(mustRequirement(desired.LabelOwner, selection.Exists)),
-			Namespaces: map[string]cache.Config{profileControllerNamespace: {}},
+			Transform: strip,
+			Namespaces: map[string]cache.Config{
+				profileControllerNamespace: {LabelSelector: labels.SelectorFromSet(nil).Add(mustRequirement(desired.LabelOwner, selection.Exists))},
+				cache.AllNamespaces:        {FieldSelector: fields.OneTermEqualSelector("metadata.name", desired.KubeflowEditorServiceAccount)},
+			},
 		},
 	}}
 }

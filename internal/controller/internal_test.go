@@ -23,6 +23,7 @@ import (
 	"github.com/awskubeflowprofiles/operator/api/v1alpha1"
 	"github.com/awskubeflowprofiles/operator/internal/awsiam"
 	"github.com/awskubeflowprofiles/operator/internal/desired"
+	"github.com/awskubeflowprofiles/operator/internal/diagnose"
 )
 
 func profileScheme() *runtime.Scheme {
@@ -75,12 +76,14 @@ func TestPropagationOfRecentCreates(t *testing.T) {
 func TestRunProfilesContainsAPanic(t *testing.T) {
 	g := NewWithT(t)
 	r := &Reconciler{ProfileConcurrency: 2}
-	results := r.runProfiles(context.Background(), []func(context.Context) profileResult{
-		func(context.Context) profileResult { return profileResult{keep: true} },
-		func(context.Context) profileResult { panic("nil response") },
+	results := r.runProfiles(context.Background(), []profileTask{
+		{"team-a", func(context.Context) profileResult { return profileResult{keep: true} }},
+		{"team-b", func(context.Context) profileResult { panic("nil response") }},
 	})
 	g.Expect(results[0].err).NotTo(HaveOccurred())
-	g.Expect(results[1].err).To(MatchError(ContainSubstring("panicked: nil response")))
+	g.Expect(results[1].err).To(MatchError(ContainSubstring("profile team-b panicked: nil response")))
+	g.Expect(results[1].status.Name).To(Equal("team-b"), "its status entry is its own, not a nameless one the API server refuses")
+	g.Expect(results[1].status.Message).To(ContainSubstring("panicked"))
 }
 
 // The API server refuses a status that lists a profile twice; the pass that
@@ -173,4 +176,60 @@ func TestProfileWatchTellsAMissingKindFromAFailure(t *testing.T) {
 	err := failing.ensure(context.Background(), false)
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(errors.Is(err, errProfileKindMissing)).To(BeFalse())
+}
+
+func TestChainChangesOnlyOnTransitions(t *testing.T) {
+	st := func(name string, chain v1alpha1.ChainState, link string) v1alpha1.ProfileStatus {
+		return v1alpha1.ProfileStatus{Name: name, Chain: chain, ChainBrokenLink: link}
+	}
+	g := NewWithT(t)
+	before := []v1alpha1.ProfileStatus{
+		st("whole-to-broken", v1alpha1.ChainWhole, ""),
+		st("broken-elsewhere", v1alpha1.ChainBroken, "Service account"),
+		st("healed", v1alpha1.ChainBroken, "Role policies"),
+		st("still-broken", v1alpha1.ChainBroken, "Service account"),
+		st("still-whole", v1alpha1.ChainWhole, ""),
+		st("not-ready-now", v1alpha1.ChainBroken, "Service account"),
+	}
+	now := []v1alpha1.ProfileStatus{
+		st("whole-to-broken", v1alpha1.ChainBroken, "IAM OIDC provider"),
+		st("broken-elsewhere", v1alpha1.ChainBroken, "Role trust"),
+		st("healed", v1alpha1.ChainWhole, ""),
+		st("still-broken", v1alpha1.ChainBroken, "Service account"),
+		st("still-whole", v1alpha1.ChainWhole, ""),
+		st("not-ready-now", "", ""),
+		st("new-broken", v1alpha1.ChainBroken, "Service account"),
+		st("new-whole", v1alpha1.ChainWhole, ""),
+	}
+	broke, healed := chainChanges(before, now)
+	g.Expect(broke).To(Equal([]string{"whole-to-broken: IAM OIDC provider", "broken-elsewhere: Role trust", "new-broken: Service account"}))
+	g.Expect(healed).To(Equal([]string{"healed"}))
+}
+
+func TestNamedListBoundsAnEvent(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(namedList([]string{"a: x"})).To(Equal("1 profile (a: x)"))
+	var many []string
+	for i := range 1000 {
+		many = append(many, fmt.Sprintf("p%d: Service account", i))
+	}
+	got := namedList(many)
+	g.Expect(got).To(HavePrefix("1000 profiles (p0: Service account; "))
+	g.Expect(got).To(HaveSuffix("p9: Service account; and 990 more)"))
+}
+
+func TestChainOutcome(t *testing.T) {
+	g := NewWithT(t)
+	state, link := chainOutcome(diagnose.Report{Checks: []diagnose.Check{
+		{Link: diagnose.LinkProfile, Status: diagnose.Pass},
+		{Link: diagnose.LinkServiceAccount, Status: diagnose.Fail},
+		{Link: diagnose.LinkPolicies, Status: diagnose.Fail},
+	}})
+	g.Expect(state).To(Equal(v1alpha1.ChainBroken))
+	g.Expect(link).To(Equal(diagnose.LinkServiceAccount), "the first broken link")
+	state, link = chainOutcome(diagnose.Report{Checks: []diagnose.Check{{Link: diagnose.LinkProfile, Status: diagnose.Pass}, {Link: diagnose.LinkOIDCProvider, Status: diagnose.CannotCheck}}})
+	g.Expect(state).To(BeEmpty(), "not known either way")
+	g.Expect(link).To(BeEmpty())
+	state, _ = chainOutcome(diagnose.Report{Checks: []diagnose.Check{{Link: diagnose.LinkProfile, Status: diagnose.Pass}}})
+	g.Expect(state).To(Equal(v1alpha1.ChainWhole))
 }

@@ -185,6 +185,9 @@ func (r *Reconciler) reconcileOIDCProvider(ctx context.Context, s *scope) bool {
 	} else {
 		res, err = s.iam.EnsureOIDCProvider(ctx, want, s.owner(), createdBefore)
 		r.emit(ctx, s.cr, res.Changes)
+		if res.ARN != "" {
+			r.clientIDs.Store(res.ARN, res.ClientIDs)
+		}
 		if err == nil {
 			r.markVerified(s, "oidc", hash, res.ARN)
 			if len(res.Changes) > 0 && res.Changes[0].Action == "create" {

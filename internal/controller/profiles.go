@@ -61,17 +61,17 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 	s.missingPolicies = r.checkPolicies(ctx, s)
 	s.listing = r.listForUnrecorded(ctx, s)
 	inSpec := map[string]bool{}
-	tasks := make([]func(context.Context) profileResult, 0, len(s.state.Profiles))
+	tasks := make([]profileTask, 0, len(s.state.Profiles))
 	for _, p := range s.state.Profiles {
 		inSpec[p.Name] = true
-		tasks = append(tasks, func(ctx context.Context) profileResult {
+		tasks = append(tasks, profileTask{p.Name, func(ctx context.Context) profileResult {
 			return r.reconcileProfile(ctx, s, p, existing[p.Name])
-		})
+		}})
 	}
 	for _, name := range r.formerProfiles(s, existing, inSpec) {
-		tasks = append(tasks, func(ctx context.Context) profileResult {
+		tasks = append(tasks, profileTask{name, func(ctx context.Context) profileResult {
 			return r.releaseProfile(ctx, s, name, existing[name], false)
-		})
+		}})
 	}
 	r.runAndRecord(ctx, s, tasks, existing, inSpec)
 	r.auditTrust(ctx, s, existing)
@@ -80,16 +80,17 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 // runAndRecord runs the tasks together with closing the roles of retained
 // profiles whose Profile is gone, lists the retained Profiles still there,
 // and records it all on the status.
-func (r *Reconciler) runAndRecord(ctx context.Context, s *scope, tasks []func(context.Context) profileResult,
+func (r *Reconciler) runAndRecord(ctx context.Context, s *scope, tasks []profileTask,
 	existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []profileResult {
 	for _, st := range retainedGone(s, existing, inSpec) {
-		tasks = append(tasks, func(ctx context.Context) profileResult {
+		tasks = append(tasks, profileTask{st.Name, func(ctx context.Context) profileResult {
 			return r.neutraliseRetained(ctx, s, st)
-		})
+		}})
 	}
 	results := r.runProfiles(ctx, tasks)
 	results = append(results, retainedProfiles(s, existing, inSpec, released(results))...)
 	r.recordProfiles(s, results)
+	r.announceChains(s)
 	return results
 }
 
@@ -191,7 +192,7 @@ func released(results []profileResult) map[string]bool {
 // runProfiles runs one task per profile, several at a time, so that a slow
 // or failing profile does not hold up the others. A panicking task fails
 // its own profile only.
-func (r *Reconciler) runProfiles(ctx context.Context, tasks []func(context.Context) profileResult) []profileResult {
+func (r *Reconciler) runProfiles(ctx context.Context, tasks []profileTask) []profileResult {
 	results := make([]profileResult, len(tasks))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -210,14 +211,23 @@ func (r *Reconciler) runProfiles(ctx context.Context, tasks []func(context.Conte
 	return results
 }
 
-// runTask runs one profile's task; a panic fails that profile only.
-func runTask(ctx context.Context, task func(context.Context) profileResult) (res profileResult) {
+// profileTask is the work of one pass for one profile, by name.
+type profileTask struct {
+	name string
+	run  func(context.Context) profileResult
+}
+
+// runTask runs one profile's task; a panic fails that profile only, and its
+// status entry says so under its name.
+func runTask(ctx context.Context, task profileTask) (res profileResult) {
 	defer func() {
 		if p := recover(); p != nil {
-			res = profileResult{keep: true, err: fmt.Errorf("reconciling a profile panicked: %v", p)}
+			err := fmt.Errorf("reconciling profile %s panicked: %v; this is a bug in the operator, please report it with the operator's log", task.name, p)
+			ctrl.LoggerFrom(ctx).Error(err, "Profile task panicked", "profile", task.name)
+			res = profileResult{keep: true, err: err, status: v1alpha1.ProfileStatus{Name: task.name, Message: truncate(err.Error())}}
 		}
 	}()
-	return task(ctx)
+	return task.run(ctx)
 }
 
 // recordProfiles folds per-profile results into the status entries and the
@@ -455,6 +465,7 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 	res.status.Reason = v1alpha1.ReconciledReason
 	res.status.Message = fmt.Sprintf("Role %s trusts only system:serviceaccount:%s:%s; Profile %s uses it with its plugin annotateOnly, so only the operator writes the role's trust.",
 		roleARN, p.Name, desired.KubeflowEditorServiceAccount, p.Name)
+	r.summarizeChain(ctx, s, p, want, &res.status)
 	return res
 }
 
@@ -781,11 +792,11 @@ func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
 			}
 		}
 	}
-	tasks := make([]func(context.Context) profileResult, 0, len(names))
+	tasks := make([]profileTask, 0, len(names))
 	for _, name := range names {
-		tasks = append(tasks, func(ctx context.Context) profileResult {
+		tasks = append(tasks, profileTask{name, func(ctx context.Context) profileResult {
 			return r.releaseProfile(ctx, s, name, existing[name], true)
-		})
+		}})
 	}
 	for _, res := range r.runAndRecord(ctx, s, tasks, existing, map[string]bool{}) {
 		if res.err != nil {
