@@ -270,6 +270,11 @@ var _ = Describe("AwsKubeflowProfiles", Ordered, func() {
 		Expect(allowed(ctx, cr, roleA, claimsIn(log))).To(BeFalse(), "B's token does not satisfy A's trust")
 	})
 
+	It("diagnoses a notebook's chain whole, and names each broken link", Label("node", "needs:pod", "diagnose"), func(ctx SpecContext) {
+		cr = waitReady(ctx, name)
+		diagnoseChain(ctx, cr, profileA, profileB, "e2e-d-"+suffix, policyB)
+	})
+
 	It("rolls the profile controller's pods once when its role changes", Label("node", "needs:pod"), func(ctx SpecContext) {
 		cr = waitReady(ctx, name)
 		By("a stand-in for Kubeflow's profiles-deployment, running a small image")

@@ -68,22 +68,14 @@ func (e *Env) EnsureNamespaceAndServiceAccount(ctx context.Context, namespace, n
 
 // TokenPath is where the EKS pod identity webhook mounts the projected
 // service-account token.
-const TokenPath = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+const TokenPath = tokenMountDir + "/token"
 
-// WebIdentityPod is a notebook stand-in, running as default-editor in
-// namespace, with the EKS pod identity webhook's documented mutation for
-// roleARN written into it: AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE,
-// AWS_REGION, AWS_STS_REGIONAL_ENDPOINTS, and a projected service-account
-// token for the sts.amazonaws.com audience. It is for targets without the
-// webhook, whose module cannot be built here.
-func (e *Env) WebIdentityPod(namespace, name, roleARN string) *corev1.Pod {
-	env := []corev1.EnvVar{
-		{Name: "AWS_ROLE_ARN", Value: roleARN},
-		{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: TokenPath},
-		{Name: "AWS_REGION", Value: e.Cluster.Region},
-		{Name: "AWS_DEFAULT_REGION", Value: e.Cluster.Region},
-		{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"},
-	}
+// NotebookPod is a notebook stand-in, running as default-editor in
+// namespace, as a user writes it: where pods reach AWS through an emulator,
+// the variables that point the SDK at it, and nothing of the pod identity
+// webhook's.
+func (e *Env) NotebookPod(namespace, name string) *corev1.Pod {
+	var env []corev1.EnvVar
 	if e.PodAWSEndpoint != "" {
 		// The SDK's web identity provider calls STS with its own client,
 		// which takes the STS-specific endpoint, not the global one.
@@ -95,17 +87,18 @@ func (e *Env) WebIdentityPod(namespace, name, roleARN string) *corev1.Pod {
 		Spec: corev1.PodSpec{
 			ServiceAccountName: "default-editor",
 			RestartPolicy:      corev1.RestartPolicyNever,
-			Containers: []corev1.Container{{
-				Name: "notebook", Image: e.NotebookImage, ImagePullPolicy: corev1.PullNever, Env: env,
-				VolumeMounts: []corev1.VolumeMount{{Name: "aws-iam-token", MountPath: "/var/run/secrets/eks.amazonaws.com/serviceaccount", ReadOnly: true}},
-			}},
-			Volumes: []corev1.Volume{{Name: "aws-iam-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-				Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-					Audience: policy.Audience, ExpirationSeconds: ptr.To[int64](86400), Path: "token",
-				}}},
-			}}}},
+			Containers:         []corev1.Container{{Name: "notebook", Image: e.NotebookImage, ImagePullPolicy: corev1.PullNever, Env: env}},
 		},
 	}
+}
+
+// WebIdentityPod is NotebookPod with the EKS pod identity webhook's
+// documented mutation for roleARN written into it (see mutateForPodIdentity).
+// It is for targets without the webhook, whose module cannot be built here.
+func (e *Env) WebIdentityPod(namespace, name, roleARN string) *corev1.Pod {
+	pod := e.NotebookPod(namespace, name)
+	mutateForPodIdentity(pod, roleARN, e.Cluster.Region, policy.Audience)
+	return pod
 }
 
 // RunToCompletion creates the pod, waits until it has run to its end, and

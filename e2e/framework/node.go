@@ -58,7 +58,7 @@ func (t *nodeTarget) assets() string { return os.Getenv("E2E_ASSETS") }
 // packages are nodeenv's to check (and install), and it says so by exiting
 // 3, which Start turns into an UnavailableError.
 func (t *nodeTarget) Unavailable(context.Context) string {
-	need := []string{filepath.Join(t.root, "bin", "nodeenv"), filepath.Join(t.root, "bin", "kustomize")}
+	need := []string{filepath.Join(t.root, "bin", "nodeenv"), filepath.Join(t.root, "bin", "kustomize"), filepath.Join(t.root, "bin", "kubectl-awskubeflowprofiles")}
 	for _, c := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"} {
 		need = append(need, filepath.Join(t.assets(), c))
 	}
@@ -106,6 +106,7 @@ func (t *nodeTarget) Start(ctx context.Context) (*Env, error) {
 	env.PodAWSEndpoint = t.vars["NODE_POD_AWS_ENDPOINT_URL"]
 	env.NotebookImage = t.vars["NODE_NOTEBOOK_IMAGE"]
 	env.PauseImage = t.vars["NODE_PAUSE_IMAGE"]
+	env.AWSEndpoint, env.Tools = t.vars["AWS_ENDPOINT_URL"], filepath.Join(t.root, "bin")
 	env.Logs = func() string { return t.operatorLogs(env) }
 	env.CollectLogs = func(ctx context.Context, dir string) error {
 		return writeDeploymentLogs(ctx, env.Clientset, dir, []deploymentLogs{operatorDeployment})

@@ -103,6 +103,11 @@ type Env struct {
 	// NotebookImage and PauseImage are the images the node target built for
 	// the notebook stand-in and for pods that only need to run.
 	NotebookImage, PauseImage string
+
+	// Kubeconfig is the cluster's kubeconfig file and AWSEndpoint where the
+	// suite's AWS calls go ("" for AWS's own), for the tools the suite runs
+	// as a user would; Tools is the directory of the project's binaries.
+	Kubeconfig, AWSEndpoint, Tools string
 }
 
 // connect builds the clients of an Env for the cluster at cfg and AWS at
@@ -125,7 +130,12 @@ func connectKubeconfig(kubeconfig string, awsCfg aws.Config) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading kubeconfig %s: %w", kubeconfig, err)
 	}
-	return connect(cfg, awsCfg)
+	env, err := connect(cfg, awsCfg)
+	if err != nil {
+		return nil, err
+	}
+	env.Kubeconfig = kubeconfig
+	return env, nil
 }
 
 // New picks the target named by E2E_TARGET (default local).
