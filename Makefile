@@ -126,6 +126,10 @@ docker-build: ## Build the manager image.
 docker-push: ## Push the manager image.
 	docker push $(IMG)
 
+.PHONY: krew-manifest
+krew-manifest: ## Build the kubectl plugin's release archives and its krew manifest into dist/krew for v$(VERSION).
+	go run ./hack/krew -version v$(VERSION) -out dist/krew
+
 .PHONY: build-installer
 build-installer: manifests generate kustomize ## Write dist/install.yaml with the CRD and the deployment.
 	mkdir -p dist
