@@ -127,8 +127,10 @@ docker-push: ## Push the manager image.
 	docker push $(IMG)
 
 .PHONY: krew-manifest
-krew-manifest: ## Build the kubectl plugin's release archives and its krew manifest into dist/krew for v$(VERSION).
-	go run ./hack/krew -version v$(VERSION) -out dist/krew
+KREW_RELEASE_URL ?=
+
+krew-manifest: ## Build the kubectl plugin's release archives and its krew manifest (checked with krew's validator) into dist/krew for v$(VERSION).
+	go run ./hack/krew -version v$(VERSION) -out dist/krew $(if $(KREW_RELEASE_URL),-release-url $(KREW_RELEASE_URL))
 
 .PHONY: build-installer
 build-installer: manifests generate kustomize ## Write dist/install.yaml with the CRD and the deployment.

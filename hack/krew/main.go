@@ -91,6 +91,9 @@ type Options struct {
 	ReleaseURL string
 }
 
+// defaultReleaseURL is where the project's releases are.
+func defaultReleaseURL(version string) string { return homepage + "/releases/download/" + version }
+
 var semver = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
 
 func main() {
@@ -98,9 +101,12 @@ func main() {
 	flag.StringVar(&o.Version, "version", "", "the release tag, vX.Y.Z")
 	flag.StringVar(&o.Out, "out", "dist/krew", "directory for the archives and the manifest")
 	platforms := flag.String("platforms", strings.Join(DefaultPlatforms, ","), "os/arch list")
+	flag.StringVar(&o.ReleaseURL, "release-url", "", "where the release's archives are downloaded from (default: the project's GitHub release of -version)")
 	flag.Parse()
 	o.Platforms = strings.Split(*platforms, ",")
-	o.ReleaseURL = homepage + "/releases/download/" + o.Version
+	if o.ReleaseURL == "" {
+		o.ReleaseURL = defaultReleaseURL(o.Version)
+	}
 	manifest, err := Build(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "krew:", err)
@@ -168,7 +174,33 @@ func Build(o Options) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(o.Out, PluginName+".yaml")
-	return path, os.WriteFile(path, raw, 0o644)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		return "", err
+	}
+	return path, validate(path)
+}
+
+// KrewVersion is the krew whose validator checks the manifest, as the krew
+// index's own checks do. It runs as `go run module@version`, which keeps
+// its dependencies (client-go v11) out of this module.
+const KrewVersion = "v0.4.3"
+
+// validate runs krew's validate-krew-manifest on the manifest, without
+// installing from it (the archives are not at their release URLs yet).
+func validate(manifest string) error {
+	cmd := exec.Command("go", "run", "sigs.k8s.io/krew/cmd/validate-krew-manifest@"+KrewVersion, "-manifest", filepath.Base(manifest), "-skip-install")
+	cmd.Dir = filepath.Dir(manifest)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	// klog's fatal line says why; the goroutine dump after it does not.
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "F") && strings.Contains(line, "] ") {
+			return fmt.Errorf("krew's validate-krew-manifest %s refuses %s: %s", KrewVersion, manifest, line[strings.Index(line, "] ")+2:])
+		}
+	}
+	return fmt.Errorf("krew's validate-krew-manifest %s on %s: %w: %s", KrewVersion, manifest, err, out)
 }
 
 // buildArchive cross-compiles the plugin and packs it with the license, and

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -65,6 +66,23 @@ func TestManifestInstallsARunningPlugin(t *testing.T) {
 	outp, err := cmd.CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), "%s", outp)
 	g.Expect(string(outp)).To(ContainSubstring("Usage: kubectl awskubeflowprofiles diagnose"))
+}
+
+// The validator krew's index runs refuses what it should: a manifest that
+// passed is not just one this package can read back.
+func TestKrewsValidatorRefusesABrokenManifest(t *testing.T) {
+	g := NewWithT(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, PluginName+".yaml")
+	broken := Manifest{APIVersion: "krew.googlecontainertools.github.com/v1alpha2", Kind: "Plugin", Metadata: Metadata{Name: PluginName},
+		Spec: Spec{Version: "v1.2.3", Homepage: homepage, Platforms: []Platform{{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"os": "linux", "arch": "amd64"}},
+			URI:      "https://example.com/a.tar.gz", Sha256: strings.Repeat("0", 64), Bin: binary,
+		}}}}
+	raw, err := yaml.Marshal(broken)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.WriteFile(path, raw, 0o644)).To(Succeed())
+	g.Expect(validate(path)).To(MatchError(ContainSubstring("should have a short description")))
 }
 
 func TestBuildRefusesAVersionKrewDoesNotTake(t *testing.T) {

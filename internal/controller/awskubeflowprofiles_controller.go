@@ -111,9 +111,10 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=kubeflow.aws,resources=awskubeflowprofiles/finalizers,verbs=update
-// The profile controller's service account and Deployment are reached in its
+// The profile controller's service account and Deployment are written in its
 // namespace only (a Role there, see config/rbac); the ClusterRole holds what
-// is cluster-scoped.
+// is cluster-scoped, and reads service accounts everywhere, since the chain
+// summaries read each profile's default-editor from the cache.
 // +kubebuilder:rbac:groups="",namespace=kubeflow,resources=serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,namespace=kubeflow,resources=deployments,verbs=get;patch
@@ -219,6 +220,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
+	// Only a status that was written is announced: a pass on a stale copy
+	// would announce a change again.
+	r.announceChains(s)
 	return r.result(s)
 }
 
@@ -428,6 +432,11 @@ const DefaultProfileControllerNamespace = "kubeflow"
 // lose their managed fields, which the operator never reads and which, for
 // the status of 1000 profiles, are as large as the rest of the object.
 func CacheOptions(profileControllerNamespace string) cache.Options {
+	if profileControllerNamespace == "" {
+		// "" is also cache.AllNamespaces, which would replace the entry of
+		// the labelled service accounts with that of default-editor.
+		profileControllerNamespace = DefaultProfileControllerNamespace
+	}
 	strip := cache.TransformStripManagedFields()
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&v1alpha1.AwsKubeflowProfiles{}: {Transform: strip},

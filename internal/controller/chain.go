@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -59,7 +60,9 @@ func chainOutcome(report diagnose.Report) (v1alpha1.ChainState, string) {
 	return "", ""
 }
 
-// maxNamedInEvent bounds the profiles an Event of chain changes names.
+// maxNamedInEvent bounds the profiles an Event of chain changes names, so
+// that its note stays within the 1024 bytes events.k8s.io takes (and it is
+// cut there too: client-go would drop a longer one).
 const maxNamedInEvent = 10
 
 // announceChains makes one Warning Event for the profiles whose chain broke
@@ -72,17 +75,20 @@ func (r *Reconciler) announceChains(s *scope) {
 	}
 	broke, healed := chainChanges(s.before.Status.Profiles, s.cr.Status.Profiles)
 	if len(broke) > 0 {
-		r.Recorder.Eventf(s.cr, nil, corev1.EventTypeWarning, ChainBrokenReason, "Summarize",
-			"The credential chain of %s is broken (profile: first broken link); `kubectl awskubeflowprofiles diagnose -n <profile>` says what fixes it", namedList(broke))
+		r.Recorder.Eventf(s.cr, nil, corev1.EventTypeWarning, ChainBrokenReason, "Summarize", "%s", truncate(fmt.Sprintf(
+			"The credential chain of %s is broken (profile: first broken link); `kubectl awskubeflowprofiles diagnose -n <profile>` says what fixes it", namedList(broke))))
 	}
 	if len(healed) > 0 {
-		r.Recorder.Eventf(s.cr, nil, corev1.EventTypeNormal, ChainWholeReason, "Summarize",
-			"The credential chain of %s is whole again", namedList(healed))
+		r.Recorder.Eventf(s.cr, nil, corev1.EventTypeNormal, ChainWholeReason, "Summarize", "%s", truncate(fmt.Sprintf(
+			"The credential chain of %s is whole again", namedList(healed))))
 	}
 }
 
-// chainChanges lists the profiles whose chain broke, or broke at another
-// link, as "name: link", and those whole again after being broken.
+// chainChanges lists the profiles whose chain was whole and broke, or broke
+// at another link, as "name: link", and those whole again after being
+// broken. A chain first seen broken is no change: every new profile's is,
+// until Kubeflow creates its default-editor, and a thousand new profiles
+// would make as many Warnings; the status shows it.
 func chainChanges(before, now []v1alpha1.ProfileStatus) (broke, healed []string) {
 	was := make(map[string]v1alpha1.ProfileStatus, len(before))
 	for _, p := range before {
@@ -91,7 +97,7 @@ func chainChanges(before, now []v1alpha1.ProfileStatus) (broke, healed []string)
 	for _, p := range now {
 		prev := was[p.Name]
 		switch {
-		case p.Chain == v1alpha1.ChainBroken && (prev.Chain != v1alpha1.ChainBroken || prev.ChainBrokenLink != p.ChainBrokenLink):
+		case p.Chain == v1alpha1.ChainBroken && (prev.Chain == v1alpha1.ChainWhole || (prev.Chain == v1alpha1.ChainBroken && prev.ChainBrokenLink != p.ChainBrokenLink)):
 			broke = append(broke, p.Name+": "+p.ChainBrokenLink)
 		case p.Chain == v1alpha1.ChainWhole && prev.Chain == v1alpha1.ChainBroken:
 			healed = append(healed, p.Name)
@@ -112,7 +118,8 @@ func namedList(items []string) string {
 	return fmt.Sprintf("%d %s (%s; and %d more)", len(items), noun, strings.Join(items[:maxNamedInEvent], "; "), len(items)-maxNamedInEvent)
 }
 
-// editorOf reads a profile's default-editor from the cache.
+// editorOf reads a profile's default-editor from the cache, which holds
+// every default-editor: a summary costs no API call per profile.
 func (r *Reconciler) editorOf(ctx context.Context, namespace string) diagnose.Read[diagnose.ServiceAccount] {
 	sa := &corev1.ServiceAccount{}
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: desired.KubeflowEditorServiceAccount}, sa)
@@ -136,6 +143,7 @@ func (r *Reconciler) serviceAccountOwners(ctx context.Context, obj client.Object
 	}
 	all, err := r.cachedObjects(ctx)
 	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing AwsKubeflowProfiles to map a default-editor event", "namespace", obj.GetNamespace())
 		return nil
 	}
 	var reqs []reconcile.Request

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -87,11 +88,16 @@ func replaceProvider(cluster string, clientIDs []string) {
 	arn := aws.String(providerARNOf(cluster))
 	have, err := aws_.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: arn})
 	Expect(err).NotTo(HaveOccurred())
-	_, err = aws_.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: arn})
-	Expect(err).NotTo(HaveOccurred())
-	out, err := aws_.IAM.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-		Url: aws.String(issuerOf(cluster)), ClientIDList: clientIDs, ThumbprintList: have.ThumbprintList,
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(aws.ToString(out.OpenIDConnectProviderArn)).To(Equal(*arn))
+	// The manager may recreate the provider in between; the next try
+	// deletes that one.
+	Eventually(func() error {
+		_, err := aws_.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: arn})
+		if err != nil && !strings.Contains(err.Error(), "NoSuchEntity") {
+			return err
+		}
+		_, err = aws_.IAM.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
+			Url: aws.String(issuerOf(cluster)), ClientIDList: clientIDs, ThumbprintList: have.ThumbprintList,
+		})
+		return err
+	}).Should(Succeed())
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/smithy-go"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -76,14 +78,21 @@ func TestPropagationOfRecentCreates(t *testing.T) {
 func TestRunProfilesContainsAPanic(t *testing.T) {
 	g := NewWithT(t)
 	r := &Reconciler{ProfileConcurrency: 2}
+	retained := v1alpha1.ProfileStatus{Name: "team-c", State: v1alpha1.ProfileStateRetained, RoleARN: "arn:aws:iam::123456789012:role/kubeflow/c/team-c", Ready: true}
 	results := r.runProfiles(context.Background(), []profileTask{
-		{"team-a", func(context.Context) profileResult { return profileResult{keep: true} }},
-		{"team-b", func(context.Context) profileResult { panic("nil response") }},
+		{v1alpha1.ProfileStatus{Name: "team-a"}, func(context.Context) profileResult { return profileResult{keep: true} }},
+		{v1alpha1.ProfileStatus{Name: "team-b"}, func(context.Context) profileResult { panic("nil response") }},
+		{retained, func(context.Context) profileResult { panic("nil response") }},
 	})
 	g.Expect(results[0].err).NotTo(HaveOccurred())
 	g.Expect(results[1].err).To(MatchError(ContainSubstring("profile team-b panicked: nil response")))
 	g.Expect(results[1].status.Name).To(Equal("team-b"), "its status entry is its own, not a nameless one the API server refuses")
 	g.Expect(results[1].status.Message).To(ContainSubstring("panicked"))
+	why := "a retained profile's entry keeps its state and role, so the next pass still closes that role"
+	g.Expect(results[2].status.State).To(Equal(v1alpha1.ProfileStateRetained), why)
+	g.Expect(results[2].status.RoleARN).To(Equal(retained.RoleARN), why)
+	g.Expect(results[2].retainsRole).To(BeTrue(), why)
+	g.Expect(results[2].status.Ready).To(BeFalse())
 }
 
 // The API server refuses a status that lists a profile twice; the pass that
@@ -202,7 +211,7 @@ func TestChainChangesOnlyOnTransitions(t *testing.T) {
 		st("new-whole", v1alpha1.ChainWhole, ""),
 	}
 	broke, healed := chainChanges(before, now)
-	g.Expect(broke).To(Equal([]string{"whole-to-broken: IAM OIDC provider", "broken-elsewhere: Role trust", "new-broken: Service account"}))
+	g.Expect(broke).To(Equal([]string{"whole-to-broken: IAM OIDC provider", "broken-elsewhere: Role trust"}), "a chain first seen broken is no change")
 	g.Expect(healed).To(Equal([]string{"healed"}))
 }
 
@@ -232,4 +241,28 @@ func TestChainOutcome(t *testing.T) {
 	g.Expect(link).To(BeEmpty())
 	state, _ = chainOutcome(diagnose.Report{Checks: []diagnose.Check{{Link: diagnose.LinkProfile, Status: diagnose.Pass}}})
 	g.Expect(state).To(Equal(v1alpha1.ChainWhole))
+}
+
+// The labelled service accounts of the profile controller's namespace stay
+// cached beside every default-editor, also for an empty namespace flag,
+// which is cache.AllNamespaces' key too.
+func TestCacheOptionsKeepBothKindsOfServiceAccount(t *testing.T) {
+	for _, ns := range []string{"", "kubeflow", "kf-system"} {
+		g := NewWithT(t)
+		want := ns
+		if want == "" {
+			want = DefaultProfileControllerNamespace
+		}
+		var found bool
+		for obj, by := range CacheOptions(ns).ByObject {
+			if _, ok := obj.(*corev1.ServiceAccount); !ok {
+				continue
+			}
+			found = true
+			g.Expect(by.Namespaces).To(HaveLen(2), "namespace flag %q", ns)
+			g.Expect(by.Namespaces[want].LabelSelector.String()).To(Equal(desired.LabelOwner), "namespace flag %q", ns)
+			g.Expect(by.Namespaces[cache.AllNamespaces].FieldSelector.String()).To(Equal("metadata.name=" + desired.KubeflowEditorServiceAccount))
+		}
+		g.Expect(found).To(BeTrue())
+	}
 }

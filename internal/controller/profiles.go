@@ -64,12 +64,12 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 	tasks := make([]profileTask, 0, len(s.state.Profiles))
 	for _, p := range s.state.Profiles {
 		inSpec[p.Name] = true
-		tasks = append(tasks, profileTask{p.Name, func(ctx context.Context) profileResult {
+		tasks = append(tasks, profileTask{s.priorStatus(p.Name), func(ctx context.Context) profileResult {
 			return r.reconcileProfile(ctx, s, p, existing[p.Name])
 		}})
 	}
 	for _, name := range r.formerProfiles(s, existing, inSpec) {
-		tasks = append(tasks, profileTask{name, func(ctx context.Context) profileResult {
+		tasks = append(tasks, profileTask{s.priorStatus(name), func(ctx context.Context) profileResult {
 			return r.releaseProfile(ctx, s, name, existing[name], false)
 		}})
 	}
@@ -83,14 +83,13 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 func (r *Reconciler) runAndRecord(ctx context.Context, s *scope, tasks []profileTask,
 	existing map[string]*unstructured.Unstructured, inSpec map[string]bool) []profileResult {
 	for _, st := range retainedGone(s, existing, inSpec) {
-		tasks = append(tasks, profileTask{st.Name, func(ctx context.Context) profileResult {
+		tasks = append(tasks, profileTask{st, func(ctx context.Context) profileResult {
 			return r.neutraliseRetained(ctx, s, st)
 		}})
 	}
 	results := r.runProfiles(ctx, tasks)
 	results = append(results, retainedProfiles(s, existing, inSpec, released(results))...)
 	r.recordProfiles(s, results)
-	r.announceChains(s)
 	return results
 }
 
@@ -211,23 +210,38 @@ func (r *Reconciler) runProfiles(ctx context.Context, tasks []profileTask) []pro
 	return results
 }
 
-// profileTask is the work of one pass for one profile, by name.
+// profileTask is the work of one pass for one profile. It carries the
+// profile's status entry from before the pass, so that a task that panics
+// leaves what the status knew (a Retained state, the role it keeps) rather
+// than an entry the next pass would misread.
 type profileTask struct {
-	name string
-	run  func(context.Context) profileResult
+	prior v1alpha1.ProfileStatus
+	run   func(context.Context) profileResult
 }
 
 // runTask runs one profile's task; a panic fails that profile only, and its
-// status entry says so under its name.
+// status entry keeps what it said before, marked not ready with why.
 func runTask(ctx context.Context, task profileTask) (res profileResult) {
 	defer func() {
 		if p := recover(); p != nil {
-			err := fmt.Errorf("reconciling profile %s panicked: %v; this is a bug in the operator, please report it with the operator's log", task.name, p)
-			ctrl.LoggerFrom(ctx).Error(err, "Profile task panicked", "profile", task.name)
-			res = profileResult{keep: true, err: err, status: v1alpha1.ProfileStatus{Name: task.name, Message: truncate(err.Error())}}
+			err := fmt.Errorf("reconciling profile %s panicked: %v; this is a bug in the operator, please report it with the operator's log", task.prior.Name, p)
+			ctrl.LoggerFrom(ctx).Error(err, "Profile task panicked", "profile", task.prior.Name)
+			st := task.prior
+			st.Ready, st.Reason, st.Message = false, v1alpha1.KubernetesErrorReason, truncate(err.Error())
+			res = profileResult{keep: true, err: err, status: st,
+				retainsRole: st.State == v1alpha1.ProfileStateRetained && st.RoleARN != ""}
 		}
 	}()
 	return task.run(ctx)
+}
+
+// priorStatus is the profile's status entry at the start of the pass, or
+// one with only its name.
+func (s *scope) priorStatus(name string) v1alpha1.ProfileStatus {
+	if st, ok := s.cr.Status.Profile(name); ok {
+		return st
+	}
+	return v1alpha1.ProfileStatus{Name: name}
 }
 
 // recordProfiles folds per-profile results into the status entries and the
@@ -794,7 +808,7 @@ func (r *Reconciler) deleteProfiles(ctx context.Context, s *scope) bool {
 	}
 	tasks := make([]profileTask, 0, len(names))
 	for _, name := range names {
-		tasks = append(tasks, profileTask{name, func(ctx context.Context) profileResult {
+		tasks = append(tasks, profileTask{s.priorStatus(name), func(ctx context.Context) profileResult {
 			return r.releaseProfile(ctx, s, name, existing[name], true)
 		}})
 	}

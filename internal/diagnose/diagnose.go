@@ -461,13 +461,15 @@ func (d *diagnosis) trust(role string, tokenOK, providerOK bool) {
 	case err != nil:
 		d.add(LinkTrust, CannotCheck, "", "the trust of role %s uses what this check cannot evaluate: %v", role, err)
 	case len(unknown) > 0:
-		// A token alone does not tell what STS takes from the call itself,
-		// so neither outcome is known.
+		// The outcome turns on what STS takes from the call or from claims
+		// of the token other than iss, sub and aud, which this check does
+		// not have, so neither outcome is known.
 		outcome := "admit " + claims.Subject
 		if !decision.Allowed {
 			outcome = "refuse it: " + decision.Reason
 		}
-		d.add(LinkTrust, CannotCheck, "", "the trust of role %s also tests %s, which STS takes from the call, not the token; were they absent it would %s",
+		d.add(LinkTrust, CannotCheck, "confirm from a pod of the profile with `aws sts get-caller-identity`; if the condition on "+strings.Join(unknown, ", ")+" is not meant, remove it from the role's trust",
+			"the trust of role %s also tests %s, which STS takes from the call or from token claims this check does not read; were they absent it would %s",
 			role, strings.Join(unknown, ", "), outcome)
 	case !decision.Allowed:
 		d.add(LinkTrust, Fail, "make the role trust exactly "+claims.Subject+" through "+d.o.OIDCProvider.Value.ARN+": manage the profile with spec.profiles[] of an AwsKubeflowProfiles, which writes that trust",

@@ -195,32 +195,43 @@ func TestWhatCannotBeReadIsSaid(t *testing.T) {
 
 // A trust that tests what STS takes from the call (the caller's address,
 // the token's amr) cannot be judged from a token alone, whichever way the
-// evaluation would go without those keys.
+// evaluation would go without those keys, unless another condition of the
+// statement already refuses the token.
 func TestATrustOnKeysOutsideTheTokenCannotBeChecked(t *testing.T) {
 	host := policy.IssuerHost(issuer)
 	cases := map[string]struct {
-		extra   string
-		outcome string
+		trusted, extra string
+		outcome        string // "" for a trust that fails
 	}{
 		"a key the evaluation would find absent and refuse": {
-			extra: `"StringLike":{"aws:SourceVpc":"vpc-1"}`, outcome: "refuse it: no statement allows the request",
+			trusted: subject, extra: `"StringLike":{"aws:SourceVpc":"vpc-1"}`, outcome: "refuse it: no statement allows the request",
 		},
 		"a key the evaluation would find absent and admit": {
-			extra: `"StringNotEquals":{"` + host + `:amr":"unauthenticated"}`, outcome: "admit " + subject,
+			trusted: subject, extra: `"StringNotEquals":{"` + host + `:amr":"unauthenticated"}`, outcome: "admit " + subject,
+		},
+		"a subject that does not match decides, whatever the other key": {
+			trusted: "system:serviceaccount:team-b:default-editor", extra: `"StringLike":{"aws:SourceVpc":"vpc-1"}`,
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
 			trust, err := policy.Parse(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":%q},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"%s:sub":%q},%s}}]}`,
-				providerARN, host, subject, tc.extra))
+				providerARN, host, tc.trusted, tc.extra))
 			g.Expect(err).NotTo(HaveOccurred())
 			o := healthy()
 			o.Role.Value.Trust = trust
 			r := diagnose.Diagnose(o)
+			if tc.outcome == "" {
+				first, broken := r.FirstBroken()
+				g.Expect(broken).To(BeTrue(), "%+v", r.Checks)
+				g.Expect(first.Link).To(Equal(diagnose.LinkTrust))
+				return
+			}
 			g.Expect(r.Broken()).To(BeFalse(), "%+v", r.Checks)
 			g.Expect(r.Checks).To(ContainElement(And(HaveField("Link", diagnose.LinkTrust), HaveField("Status", diagnose.CannotCheck),
-				HaveField("Detail", And(ContainSubstring("which STS takes from the call"), ContainSubstring(tc.outcome))))))
+				HaveField("Detail", And(ContainSubstring("which STS takes from the call"), ContainSubstring(tc.outcome))),
+				HaveField("Fix", ContainSubstring("aws sts get-caller-identity")))))
 		})
 	}
 }

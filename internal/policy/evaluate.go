@@ -257,24 +257,28 @@ func contains(v Values, s string) bool {
 	return false
 }
 
-// UnknownConditionKeys are the condition keys that statements applying to
-// req's action and principal test, that req's context lacks and that STS
-// may set from the call itself (aws:SourceIp, sts:RoleSessionName, the
-// token's amr), sorted and once each. A decision that involved one is only
-// as good as the guess that it is absent. A key of another identity
-// provider (its prefix a host, not the request's) is known to be absent.
+// UnknownConditionKeys are the condition keys whose values decide req under
+// doc and that req's context lacks, though STS may set them (aws:SourceIp,
+// sts:RoleSessionName, a claim of the token such as its amr), sorted and
+// once each. Only statements that apply to req's action and principal, and
+// whose other conditions hold, are looked at: a statement another
+// condition already rules out is decided without them. A key of another
+// identity provider (its prefix a host, not the request's) is taken as
+// absent, since this token never sets it.
 func UnknownConditionKeys(doc Document, req Request) []string {
-	known := make(map[string]bool, len(req.Context))
+	lower := make(map[string][]string, len(req.Context))
 	hosts := map[string]bool{}
-	for k := range req.Context {
-		known[strings.ToLower(k)] = true
+	for k, v := range req.Context {
+		lower[strings.ToLower(k)] = v
 		if host, _, ok := strings.Cut(strings.ToLower(k), ":"); ok {
 			hosts[host] = true
 		}
 	}
 	mayBeSet := func(key string) bool {
-		prefix, _, _ := strings.Cut(strings.ToLower(key), ":")
-		return !known[strings.ToLower(key)] && (!strings.Contains(prefix, ".") || hosts[prefix])
+		k := strings.ToLower(key)
+		prefix, _, _ := strings.Cut(k, ":")
+		_, known := lower[k]
+		return !known && (!strings.Contains(prefix, ".") || hosts[prefix])
 	}
 	var out []string
 	for _, s := range doc.Statement {
@@ -285,11 +289,25 @@ func UnknownConditionKeys(doc Document, req Request) []string {
 		if !applies {
 			continue
 		}
-		for _, keys := range s.Condition {
-			for key := range keys {
-				if mayBeSet(key) && !slices.Contains(out, key) {
-					out = append(out, key)
+		var unknown []string
+		decided := false
+		for op, keys := range s.Condition {
+			for key, want := range keys {
+				if mayBeSet(key) {
+					unknown = append(unknown, key)
+					continue
 				}
+				if ok, err := conditionMatches(op, want, lower[strings.ToLower(key)], hasKey(lower, key)); err != nil || !ok {
+					decided = true
+				}
+			}
+		}
+		if decided {
+			continue
+		}
+		for _, key := range unknown {
+			if !slices.Contains(out, key) {
+				out = append(out, key)
 			}
 		}
 	}

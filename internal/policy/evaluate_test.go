@@ -276,7 +276,7 @@ func TestUnknownConditionKeys(t *testing.T) {
 			statements: []string{statement("Allow", providerARN, "sts:AssumeRoleWithWebIdentity", fmt.Sprintf(`{"StringEquals":{"%s:SUB":"x","%s:aud":"y"}}`, host, host))},
 		},
 		"the source address and the token's amr": {
-			statements: []string{statement("Allow", providerARN, "sts:AssumeRoleWithWebIdentity", fmt.Sprintf(`{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"StringLike":{"%s:amr":"x","%s:sub":"y"}}`, host, host))},
+			statements: []string{statement("Allow", providerARN, "sts:AssumeRoleWithWebIdentity", fmt.Sprintf(`{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"StringLike":{"%s:amr":"x","%s:sub":"system:serviceaccount:team-a:*"}}`, host, host))},
 			want:       []string{"aws:SourceIp", host + ":amr"},
 		},
 		"in a Deny too, once each": {
@@ -288,6 +288,9 @@ func TestUnknownConditionKeys(t *testing.T) {
 		},
 		"not another identity provider's, which this token never sets": {
 			statements: []string{statement("Allow", providerARN, "sts:AssumeRoleWithWebIdentity", `{"StringEquals":{"oidc.eks.us-west-2.amazonaws.com/id/XYZ:sub":"x","accounts.google.com:aud":"y"}}`)},
+		},
+		"not in a statement another condition already rules out": {
+			statements: []string{statement("Allow", providerARN, "sts:AssumeRoleWithWebIdentity", fmt.Sprintf(`{"StringEquals":{"%s:sub":"system:serviceaccount:team-b:default-editor"},"StringLike":{"aws:SourceVpc":"vpc-1"}}`, host))},
 		},
 		"not in a statement for another principal or action": {
 			statements: []string{
