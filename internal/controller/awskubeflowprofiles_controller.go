@@ -147,6 +147,9 @@ type scope struct {
 	// listing is the bulk read of the object's roles this pass made, or
 	// nil; see Reconciler.listForUnrecorded.
 	listing *awsiam.Listing
+	// editors are the default-editor service accounts, listed once a pass
+	// for the chain summaries.
+	editors editors
 }
 
 func (s *scope) owner() desired.Owner {

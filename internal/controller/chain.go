@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,14 +27,14 @@ const (
 
 // summarizeChain sets the chain summary of a ready profile from what the
 // reconcile already holds: the Profile it wrote, the role it verified, the
-// OIDC provider's client IDs as last read, and default-editor from the
-// cache. It makes no IAM call.
-func (r *Reconciler) summarizeChain(ctx context.Context, s *scope, p desired.Profile, profile *unstructured.Unstructured, st *v1alpha1.ProfileStatus) {
+// OIDC provider's client IDs as last read, and default-editor as the pass
+// listed it from the cache. It makes no IAM call.
+func (r *Reconciler) summarizeChain(s *scope, p desired.Profile, profile *unstructured.Unstructured, st *v1alpha1.ProfileStatus) {
 	roleARN, annotateOnly, found := desired.ProfilePlugin(profile)
 	o := diagnose.Observation{
 		Profile:        p.Name,
 		KubeflowObject: diagnose.Found(diagnose.Profile{HasPlugin: found, RoleARN: roleARN, AnnotateOnly: annotateOnly}),
-		ServiceAccount: r.editorOf(ctx, p.Name),
+		ServiceAccount: s.editors.of(p.Name),
 		Role: diagnose.Found(diagnose.Role{Trust: p.Role.Trust, Attached: p.Role.ManagedPolicyARNs,
 			Inline: slices.Sorted(maps.Keys(p.Role.InlinePolicies))}),
 	}
@@ -118,19 +117,40 @@ func namedList(items []string) string {
 	return fmt.Sprintf("%d %s (%s; and %d more)", len(items), noun, strings.Join(items[:maxNamedInEvent], "; "), len(items)-maxNamedInEvent)
 }
 
-// editorOf reads a profile's default-editor from the cache, which holds
-// every default-editor: a summary costs no API call per profile.
-func (r *Reconciler) editorOf(ctx context.Context, namespace string) diagnose.Read[diagnose.ServiceAccount] {
-	sa := &corev1.ServiceAccount{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: desired.KubeflowEditorServiceAccount}, sa)
-	switch {
-	case apierrors.IsNotFound(err):
-		return diagnose.Read[diagnose.ServiceAccount]{}
-	case err != nil:
-		return diagnose.Failed[diagnose.ServiceAccount](fmt.Errorf("reading service account %s/%s: %w", namespace, desired.KubeflowEditorServiceAccount, err))
+// editors are the profiles' default-editor service accounts, by namespace,
+// as the cache holds them; err is why they could not be listed.
+type editors struct {
+	byNamespace map[string]diagnose.ServiceAccount
+	err         error
+}
+
+// listEditors reads every default-editor from the cache at once: one List a
+// pass, where a Get a profile would resolve the kind's REST mapping each
+// time (a third of a 1000-profile summary's allocations, measured).
+func (r *Reconciler) listEditors(ctx context.Context) editors {
+	list := &corev1.ServiceAccountList{}
+	if err := r.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return editors{err: fmt.Errorf("listing the default-editor service accounts: %w", err)}
 	}
-	a := sa.GetAnnotations()
-	return diagnose.Found(diagnose.ServiceAccount{RoleARN: a[desired.RoleARNAnnotation], Audience: a[diagnose.AudienceAnnotation]})
+	out := editors{byNamespace: make(map[string]diagnose.ServiceAccount, len(list.Items))}
+	for _, sa := range list.Items {
+		if sa.Name != desired.KubeflowEditorServiceAccount {
+			continue // the labelled ones of the profile controller's namespace
+		}
+		out.byNamespace[sa.Namespace] = diagnose.ServiceAccount{RoleARN: sa.Annotations[desired.RoleARNAnnotation], Audience: sa.Annotations[diagnose.AudienceAnnotation]}
+	}
+	return out
+}
+
+// of is the Read of a profile's default-editor.
+func (e editors) of(namespace string) diagnose.Read[diagnose.ServiceAccount] {
+	if e.err != nil {
+		return diagnose.Failed[diagnose.ServiceAccount](e.err)
+	}
+	if sa, ok := e.byNamespace[namespace]; ok {
+		return diagnose.Found(sa)
+	}
+	return diagnose.Read[diagnose.ServiceAccount]{}
 }
 
 // serviceAccountOwners maps a service account the operator labelled to its

@@ -60,6 +60,7 @@ func (r *Reconciler) reconcileProfiles(ctx context.Context, s *scope) {
 	}
 	s.missingPolicies = r.checkPolicies(ctx, s)
 	s.listing = r.listForUnrecorded(ctx, s)
+	s.editors = r.listEditors(ctx)
 	inSpec := map[string]bool{}
 	tasks := make([]profileTask, 0, len(s.state.Profiles))
 	for _, p := range s.state.Profiles {
@@ -479,7 +480,7 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 	res.status.Reason = v1alpha1.ReconciledReason
 	res.status.Message = fmt.Sprintf("Role %s trusts only system:serviceaccount:%s:%s; Profile %s uses it with its plugin annotateOnly, so only the operator writes the role's trust.",
 		roleARN, p.Name, desired.KubeflowEditorServiceAccount, p.Name)
-	r.summarizeChain(ctx, s, p, want, &res.status)
+	r.summarizeChain(s, p, want, &res.status)
 	return res
 }
 
