@@ -598,6 +598,11 @@ type AwsKubeflowProfilesStatus struct {
 	// +optional
 	ProfilesReady string `json:"profilesReady,omitempty"`
 
+	// chainsWhole counts the ready profiles whose chain summary is whole, as
+	// "whole/ready", for kubectl get; see profiles[].chain.
+	// +optional
+	ChainsWhole string `json:"chainsWhole,omitempty"`
+
 	// trustAudit is the read-only check, once per resync period, of the
 	// trust of the roles of Kubeflow Profiles that no AwsKubeflowProfiles
 	// manages; the roles this object manages are kept exact instead.
@@ -660,6 +665,7 @@ type TrustFinding struct {
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.cluster.name`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Profiles",type=string,JSONPath=`.status.profilesReady`
+// +kubebuilder:printcolumn:name="Chains",type=string,JSONPath=`.status.chainsWhole`,description="Ready profiles whose credential chain, as the operator sees it, is whole"
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AwsKubeflowProfiles struct {

@@ -47,6 +47,26 @@ func (r *Reconciler) summarizeChain(s *scope, p desired.Profile, profile *unstru
 	st.Chain, st.ChainBrokenLink = chainOutcome(diagnose.Summarize(o, s.state.IssuerURL))
 }
 
+// chainsWhole counts the summarised profiles whose chain is whole, as
+// "whole/summarised" (a profile whose chain could not be checked counts in
+// neither), or "" when none was summarised.
+func chainsWhole(entries []v1alpha1.ProfileStatus) string {
+	whole, summarised := 0, 0
+	for _, p := range entries {
+		switch p.Chain {
+		case v1alpha1.ChainWhole:
+			whole++
+			summarised++
+		case v1alpha1.ChainBroken:
+			summarised++
+		}
+	}
+	if summarised == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", whole, summarised)
+}
+
 // chainOutcome is Whole when every link passed, Broken with the first
 // failing link, or neither when a link could not be checked.
 func chainOutcome(report diagnose.Report) (v1alpha1.ChainState, string) {

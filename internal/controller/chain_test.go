@@ -51,6 +51,9 @@ var _ = Describe("Chain summary", Label("chain", "diagnose"), func() {
 			Annotations: map[string]string{desired.RoleARNAnnotation: roleARN}}}
 		Expect(k8s.Create(ctx, sa)).To(Succeed())
 		Eventually(chain).Should(Equal("Whole "))
+		got := &v1alpha1.AwsKubeflowProfiles{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: cluster}, got)).To(Succeed())
+		Expect(got.Status.ChainsWhole).To(Equal("1/1"), "for kubectl get's Chains column")
 
 		By("annotated with another role: broken again")
 		sa.Annotations[desired.RoleARNAnnotation] = "arn:aws:iam::123456789012:role/someone-else"

@@ -284,6 +284,7 @@ func (r *Reconciler) recordProfiles(s *scope, results []profileResult) {
 	slices.SortFunc(entries, func(a, b v1alpha1.ProfileStatus) int { return strings.Compare(a.Name, b.Name) })
 	s.cr.Status.Profiles = entries
 	s.cr.Status.ProfilesReady = fmt.Sprintf("%d/%d", profiles.ready, managed)
+	s.cr.Status.ChainsWhole = chainsWhole(entries)
 	s.parts[v1alpha1.ProfileRolesReadyCondition] = roles.outcome(managed, "profile roles")
 	s.parts[v1alpha1.ProfilesReadyCondition] = profiles.outcome(managed, "Profiles")
 }
