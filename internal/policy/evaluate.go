@@ -51,8 +51,9 @@ type Decision struct {
 func Evaluate(doc Document, req Request) (Decision, error) {
 	allowedBy := -1
 	var misses []string
+	lower := lowerKeys(req.Context)
 	for i, s := range doc.Statement {
-		miss, err := s.mismatch(req)
+		miss, err := s.mismatch(req, lower)
 		if err != nil {
 			return Decision{}, fmt.Errorf("statement %d: %w", i, err)
 		}
@@ -79,20 +80,39 @@ func Evaluate(doc Document, req Request) (Decision, error) {
 	return Decision{Allowed: true, Reason: fmt.Sprintf("allowed by statement %d", allowedBy)}, nil
 }
 
-// mismatch says why the statement does not apply to the request, or ""
-// when it does.
-func (s Statement) mismatch(req Request) (string, error) {
+// mismatch says why the statement does not apply to the request, whose
+// context lower has with its keys in lower case, or "" when it does.
+func (s Statement) mismatch(req Request, lower map[string][]string) (string, error) {
+	if miss := s.targetMismatch(req); miss != "" {
+		return miss, nil
+	}
+	return conditionMismatch(s.Condition, lower)
+}
+
+// targetMismatch says why the statement's action or principal does not
+// cover the request, or "" when they do.
+func (s Statement) targetMismatch(req Request) string {
 	switch {
 	case len(s.Action) > 0 && !matchesAny(s.Action, req.Action, true):
-		return "its action is not " + req.Action, nil
+		return "its action is not " + req.Action
 	case len(s.NotAction) > 0 && matchesAny(s.NotAction, req.Action, true):
-		return "its NotAction excludes " + req.Action, nil
+		return "its NotAction excludes " + req.Action
 	case s.Principal != nil && !principalMatches(s.Principal, req):
-		return fmt.Sprintf("its principal is not %s %s", req.PrincipalType, req.PrincipalID), nil
+		return fmt.Sprintf("its principal is not %s %s", req.PrincipalType, req.PrincipalID)
 	case s.NotPrincipal != nil && principalMatches(s.NotPrincipal, req):
-		return fmt.Sprintf("its NotPrincipal excludes %s %s", req.PrincipalType, req.PrincipalID), nil
+		return fmt.Sprintf("its NotPrincipal excludes %s %s", req.PrincipalType, req.PrincipalID)
 	}
-	return conditionMismatch(s.Condition, req.Context)
+	return ""
+}
+
+// lowerKeys is the request context with its keys in lower case, as
+// condition keys compare.
+func lowerKeys(ctx map[string][]string) map[string][]string {
+	lower := make(map[string][]string, len(ctx))
+	for k, v := range ctx {
+		lower[strings.ToLower(k)] = v
+	}
+	return lower
 }
 
 func principalMatches(p Principal, req Request) bool {
@@ -103,12 +123,8 @@ func principalMatches(p Principal, req Request) bool {
 }
 
 // conditionMismatch names the first condition, in the order of operators
-// and keys, that the context does not meet, or "".
-func conditionMismatch(conds Conditions, ctx map[string][]string) (string, error) {
-	lower := make(map[string][]string, len(ctx))
-	for k, v := range ctx {
-		lower[strings.ToLower(k)] = v
-	}
+// and keys, that the context (its keys in lower case) does not meet, or "".
+func conditionMismatch(conds Conditions, lower map[string][]string) (string, error) {
 	for _, op := range slices.Sorted(maps.Keys(conds)) {
 		keys := conds[op]
 		for _, key := range slices.Sorted(maps.Keys(keys)) {
@@ -266,11 +282,10 @@ func contains(v Values, s string) bool {
 // identity provider (its prefix a host, not the request's) is taken as
 // absent, since this token never sets it.
 func UnknownConditionKeys(doc Document, req Request) []string {
-	lower := make(map[string][]string, len(req.Context))
+	lower := lowerKeys(req.Context)
 	hosts := map[string]bool{}
-	for k, v := range req.Context {
-		lower[strings.ToLower(k)] = v
-		if host, _, ok := strings.Cut(strings.ToLower(k), ":"); ok {
+	for k := range lower {
+		if host, _, ok := strings.Cut(k, ":"); ok {
 			hosts[host] = true
 		}
 	}
@@ -282,11 +297,7 @@ func UnknownConditionKeys(doc Document, req Request) []string {
 	}
 	var out []string
 	for _, s := range doc.Statement {
-		applies := (len(s.Action) == 0 || matchesAny(s.Action, req.Action, true)) &&
-			(len(s.NotAction) == 0 || !matchesAny(s.NotAction, req.Action, true)) &&
-			(s.Principal == nil || principalMatches(s.Principal, req)) &&
-			(s.NotPrincipal == nil || !principalMatches(s.NotPrincipal, req))
-		if !applies {
+		if s.targetMismatch(req) != "" {
 			continue
 		}
 		var unknown []string
