@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -464,17 +465,21 @@ func mustRequirement(key string, op selection.Operator) labels.Requirement {
 // profileOwners maps a Kubeflow Profile to the objects that manage it (by
 // label) or name it in their spec (it may be someone else's, or gone).
 func (r *Reconciler) profileOwners(ctx context.Context, obj client.Object) []reconcile.Request {
-	reqs := ownerFromLabel(ctx, obj)
+	return append(ownerFromLabel(ctx, obj), r.objectsNaming(ctx, obj.GetName(), "a Profile")...)
+}
+
+// objectsNaming are the objects whose spec.profiles name profile, for
+// mapping an event of what (a Profile, its default-editor) to them.
+func (r *Reconciler) objectsNaming(ctx context.Context, profile, what string) []reconcile.Request {
 	all, err := r.cachedObjects(ctx)
 	if err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing AwsKubeflowProfiles to map a Profile event")
-		return reqs
+		ctrl.LoggerFrom(ctx).Error(err, "Listing AwsKubeflowProfiles to map an event of "+what, "profile", profile)
+		return nil
 	}
+	var reqs []reconcile.Request
 	for _, cr := range all {
-		for _, p := range cr.Spec.Profiles {
-			if p.Name == obj.GetName() {
-				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: cr.Name}})
-			}
+		if slices.ContainsFunc(cr.Spec.Profiles, func(p v1alpha1.ProfileSpec) bool { return p.Name == profile }) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: cr.Name}})
 		}
 	}
 	return reqs

@@ -9,8 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -181,16 +179,5 @@ func (r *Reconciler) serviceAccountOwners(ctx context.Context, obj client.Object
 	if reqs := ownerFromLabel(ctx, obj); len(reqs) > 0 || obj.GetName() != desired.KubeflowEditorServiceAccount {
 		return reqs
 	}
-	all, err := r.cachedObjects(ctx)
-	if err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing AwsKubeflowProfiles to map a default-editor event", "namespace", obj.GetNamespace())
-		return nil
-	}
-	var reqs []reconcile.Request
-	for _, cr := range all {
-		if slices.ContainsFunc(cr.Spec.Profiles, func(p v1alpha1.ProfileSpec) bool { return p.Name == obj.GetNamespace() }) {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: cr.Name}})
-		}
-	}
-	return reqs
+	return r.objectsNaming(ctx, obj.GetNamespace(), "a default-editor service account")
 }
