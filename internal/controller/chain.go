@@ -151,11 +151,12 @@ func (r *Reconciler) listEditors(ctx context.Context) editors {
 		return editors{err: fmt.Errorf("listing the default-editor service accounts: %w", err)}
 	}
 	out := editors{byNamespace: make(map[string]diagnose.ServiceAccount, len(list.Items))}
-	for _, sa := range list.Items {
+	for i := range list.Items {
+		sa := &list.Items[i]
 		if sa.Name != desired.KubeflowEditorServiceAccount {
 			continue // the labelled ones of the profile controller's namespace
 		}
-		out.byNamespace[sa.Namespace] = diagnose.ServiceAccount{RoleARN: sa.Annotations[desired.RoleARNAnnotation], Audience: sa.Annotations[diagnose.AudienceAnnotation]}
+		out.byNamespace[sa.Namespace] = diagnose.ServiceAccountOf(sa)
 	}
 	return out
 }

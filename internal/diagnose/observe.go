@@ -103,6 +103,13 @@ func (r Reader) serviceAccount(ctx context.Context, namespace string) Read[Servi
 	case err != nil:
 		return Failed[ServiceAccount](kubeErr(err, "get", "serviceaccounts", namespace))
 	}
+	return Found(ServiceAccountOf(sa))
+}
+
+// ServiceAccountOf is what the diagnosis needs of a service account: its
+// role and audience annotations and, where its managed fields say, when
+// the annotation was written.
+func ServiceAccountOf(sa *corev1.ServiceAccount) ServiceAccount {
 	out := ServiceAccount{RoleARN: sa.Annotations[RoleARNAnnotation], Audience: sa.Annotations[AudienceAnnotation]}
 	// The API server keeps no time per field: the nearest is when the
 	// field manager that set the annotation last wrote.
@@ -111,7 +118,7 @@ func (r Reader) serviceAccount(ctx context.Context, namespace string) Read[Servi
 			out.AnnotatedAt, out.AnnotatedBy = mf.Time.Time, mf.Manager
 		}
 	}
-	return Found(out)
+	return out
 }
 
 func (r Reader) operator(ctx context.Context, profile string) Read[Operator] {
