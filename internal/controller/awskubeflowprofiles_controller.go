@@ -429,6 +429,15 @@ func (w *profileWatch) ensure(ctx context.Context, wait bool) error {
 // controller.
 const DefaultProfileControllerNamespace = "kubeflow"
 
+// controllerNamespace is the namespace --profile-controller-namespace
+// names, DefaultProfileControllerNamespace when it is empty.
+func controllerNamespace(flag string) string {
+	if flag == "" {
+		return DefaultProfileControllerNamespace
+	}
+	return flag
+}
+
 // CacheOptions limits the manager's cache of service accounts, of which a
 // cluster has many: in the profile controller's namespace, those the
 // operator labelled; elsewhere, the default-editor service accounts only,
@@ -436,11 +445,9 @@ const DefaultProfileControllerNamespace = "kubeflow"
 // lose their managed fields, which the operator never reads and which, for
 // the status of 1000 profiles, are as large as the rest of the object.
 func CacheOptions(profileControllerNamespace string) cache.Options {
-	if profileControllerNamespace == "" {
-		// "" is also cache.AllNamespaces, which would replace the entry of
-		// the labelled service accounts with that of default-editor.
-		profileControllerNamespace = DefaultProfileControllerNamespace
-	}
+	// "" would also be cache.AllNamespaces, and replace the entry of the
+	// labelled service accounts with that of default-editor.
+	profileControllerNamespace = controllerNamespace(profileControllerNamespace)
 	strip := cache.TransformStripManagedFields()
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&v1alpha1.AwsKubeflowProfiles{}: {Transform: strip},

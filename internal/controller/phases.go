@@ -221,10 +221,7 @@ func (r *Reconciler) reconcileControllerIRSA(ctx context.Context, s *scope) {
 }
 
 func (r *Reconciler) ensureControllerIRSA(ctx context.Context, s *scope) error {
-	ns := r.ProfileControllerNamespace
-	if ns == "" {
-		ns = DefaultProfileControllerNamespace
-	}
+	ns := controllerNamespace(r.ProfileControllerNamespace)
 	if sa := s.state.ControllerServiceAccount; sa.Namespace != ns {
 		return fmt.Errorf("%w: spec.profileController.serviceAccount is in namespace %s, but this operator manages the profile controller in namespace %s only (its --profile-controller-namespace, where config/rbac grants it a Role); set spec.profileController.serviceAccount.namespace and deployment.namespace to %s, or run the operator with --profile-controller-namespace=%s and grant it that Role there",
 			desired.ErrInvalidSpec, sa.Namespace, ns, ns, sa.Namespace)
