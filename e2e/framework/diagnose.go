@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/awskubeflowprofiles/operator/internal/diagnose"
 )
 
@@ -33,8 +35,8 @@ func (e *Env) Diagnose(ctx context.Context, profile, pod string) (diagnose.Repor
 	if creds.SessionToken != "" {
 		cmd.Env = append(cmd.Env, "AWS_SESSION_TOKEN="+creds.SessionToken)
 	}
-	if e.AWSEndpoint != "" {
-		cmd.Env = append(cmd.Env, "AWS_ENDPOINT_URL="+e.AWSEndpoint)
+	if endpoint := aws.ToString(e.AWS.BaseEndpoint); endpoint != "" {
+		cmd.Env = append(cmd.Env, "AWS_ENDPOINT_URL="+endpoint)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

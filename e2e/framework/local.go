@@ -103,7 +103,7 @@ func (t *localTarget) Start(ctx context.Context) (*Env, error) {
 		ExpectIssuerURL: vars["LOCAL_OIDC_ISSUER"],
 	}
 	env.ResyncPeriod, env.Artifacts = resync, artifacts
-	env.AWSEndpoint, env.Tools = vars["AWS_ENDPOINT_URL"], filepath.Join(t.root, "bin")
+	env.Tools = filepath.Join(t.root, "bin")
 	env.Logs = func() string { return t.operator.tail(60) }
 	env.ChaosURL = vars["AWS_ENDPOINT_URL"] + awsiamtest.ChaosPath
 	restarts := 0

@@ -106,7 +106,7 @@ func (t *nodeTarget) Start(ctx context.Context) (*Env, error) {
 	env.PodAWSEndpoint = t.vars["NODE_POD_AWS_ENDPOINT_URL"]
 	env.NotebookImage = t.vars["NODE_NOTEBOOK_IMAGE"]
 	env.PauseImage = t.vars["NODE_PAUSE_IMAGE"]
-	env.AWSEndpoint, env.Tools = t.vars["AWS_ENDPOINT_URL"], filepath.Join(t.root, "bin")
+	env.Tools = filepath.Join(t.root, "bin")
 	env.Logs = func() string { return t.operatorLogs(env) }
 	env.CollectLogs = func(ctx context.Context, dir string) error {
 		return writeDeploymentLogs(ctx, env.Clientset, dir, []deploymentLogs{operatorDeployment})

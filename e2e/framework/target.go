@@ -104,10 +104,10 @@ type Env struct {
 	// the notebook stand-in and for pods that only need to run.
 	NotebookImage, PauseImage string
 
-	// Kubeconfig is the cluster's kubeconfig file and AWSEndpoint where the
-	// suite's AWS calls go ("" for AWS's own), for the tools the suite runs
-	// as a user would; Tools is the directory of the project's binaries.
-	Kubeconfig, AWSEndpoint, Tools string
+	// Kubeconfig is the cluster's kubeconfig file, for the tools the suite
+	// runs as a user would; Tools is the directory of the project's
+	// binaries. (Where their AWS calls go is AWS.BaseEndpoint.)
+	Kubeconfig, Tools string
 }
 
 // connect builds the clients of an Env for the cluster at cfg and AWS at
