@@ -266,3 +266,28 @@ func TestCacheOptionsKeepBothKindsOfServiceAccount(t *testing.T) {
 		g.Expect(found).To(BeTrue())
 	}
 }
+
+// The service accounts the operator releases are those it labelled in the
+// profile controller's namespace: the cache also holds every
+// default-editor, and one that carries the label elsewhere (copied there
+// by hand) is not the operator's to patch, nor may it.
+func TestReleaseServiceAccountsStaysInTheProfileControllersNamespace(t *testing.T) {
+	g := NewWithT(t)
+	scheme := profileScheme()
+	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
+	labelled := func(namespace, name string) *corev1.ServiceAccount {
+		return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
+			Labels:      map[string]string{desired.LabelOwner: "kf"},
+			Annotations: map[string]string{RoleARNAnnotation: "arn:aws:iam::123456789012:role/r"}}}
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(labelled("kubeflow", "old-pc"), labelled("team-a", "default-editor")).Build()
+	r := &Reconciler{Client: c}
+	cr := &v1alpha1.AwsKubeflowProfiles{}
+	cr.Name = "kf"
+	g.Expect(r.releaseServiceAccounts(context.Background(), &scope{cr: cr}, "")).To(Succeed())
+	released, other := &corev1.ServiceAccount{}, &corev1.ServiceAccount{}
+	g.Expect(c.Get(context.Background(), types.NamespacedName{Namespace: "kubeflow", Name: "old-pc"}, released)).To(Succeed())
+	g.Expect(released.Annotations).NotTo(HaveKey(RoleARNAnnotation))
+	g.Expect(c.Get(context.Background(), types.NamespacedName{Namespace: "team-a", Name: "default-editor"}, other)).To(Succeed())
+	g.Expect(other.Annotations).To(HaveKey(RoleARNAnnotation), "outside the profile controller's namespace nothing is touched")
+}

@@ -67,9 +67,12 @@ func (r *Reconciler) ensureServiceAccount(ctx context.Context, s *scope, roleARN
 
 // releaseServiceAccounts removes the operator's label and role annotation
 // from every service account it labelled except keep ("" releases all).
+// It labels them in the profile controller's namespace only, the one where
+// it may write them; the cache also holds every default-editor.
 func (r *Reconciler) releaseServiceAccounts(ctx context.Context, s *scope, keep string) error {
 	list := &corev1.ServiceAccountList{}
-	if err := r.Client.List(ctx, list, client.MatchingLabels{desired.LabelOwner: s.cr.Name}); err != nil {
+	if err := r.Client.List(ctx, list, client.InNamespace(controllerNamespace(r.ProfileControllerNamespace)),
+		client.MatchingLabels{desired.LabelOwner: s.cr.Name}); err != nil {
 		return fmt.Errorf("listing service accounts labelled %s=%s: %w", desired.LabelOwner, s.cr.Name, err)
 	}
 	for i := range list.Items {
