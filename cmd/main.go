@@ -137,6 +137,7 @@ func run(opts options) error {
 		LeaderElection:         opts.leaderElect,
 		LeaderElectionID:       "awskubeflowprofiles.kubeflow.aws",
 		Cache:                  controller.CacheOptions(opts.controllerNamespace),
+		Client:                 controller.ClientOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

@@ -438,6 +438,16 @@ func controllerNamespace(flag string) string {
 	return flag
 }
 
+// ClientOptions make the manager's client read Profiles from its cache.
+// They are unstructured objects, since Kubeflow's Go types are no
+// dependency of the operator, and controller-runtime's client reads
+// unstructured objects from the API server unless told otherwise: every
+// pass would list every Profile, which at 1000 profiles is megabytes
+// decoded per pass, beside the watch's own copy of each.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{Unstructured: true}}
+}
+
 // CacheOptions limits the manager's cache of service accounts, of which a
 // cluster has many: in the profile controller's namespace, those the
 // operator labelled; elsewhere, the default-editor service accounts only,

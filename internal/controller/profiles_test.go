@@ -778,6 +778,25 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Expect(awsiamtest.Actions(writes)).To(Equal([]string{"AttachRolePolicy"}))
 	})
 
+	It("reads Profiles from its cache at each pass, not from the API server", Label("invariant:minimal-calls"), func() {
+		cluster := testCluster()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: "cached-" + cluster, Owner: owner("c")}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		eventuallyReady(cluster)
+
+		const profiles = "/apis/kubeflow.org/v1/profiles"
+		before := operatorReads.of(profiles)
+		By("a pass for an edit, which reads every Profile")
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = append(cr.Spec.Profiles, v1alpha1.ProfileSpec{Name: "cached2-" + cluster, Owner: owner("d")})
+		})
+		Expect(eventuallyReady(cluster).Status.ProfilesReady).To(Equal("2/2"))
+		Expect(operatorReads.of(profiles)-before).To(BeZero(), "lists of every Profile from the API server")
+	})
+
 	It("deletes every Profile and role it created when the object is deleted with the Delete policy", Label("teardown"), func() {
 		cluster := testCluster()
 		names := []string{"one-" + cluster, "two-" + cluster}

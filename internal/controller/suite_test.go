@@ -2,9 +2,11 @@ package controller_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,8 +82,45 @@ var _ = BeforeSuite(func() {
 	apiReader = k8s
 	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kubeflow"}})).To(Succeed())
 
-	recorder = startOperator(cfg, scheme)
+	recorder = startOperator(operatorReads.wrap(cfg), scheme)
 })
+
+// operatorReads counts the suite operator's reads from the API server.
+var operatorReads = &readCounter{byPath: map[string]int{}}
+
+// readCounter counts GET requests that are not watches, by URL path: what
+// an operator reads from the API server instead of from its cache.
+type readCounter struct {
+	mu     sync.Mutex
+	byPath map[string]int
+}
+
+// wrap returns a copy of cfg whose requests c counts.
+func (c *readCounter) wrap(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && req.URL.Query().Get("watch") != "true" {
+				c.mu.Lock()
+				c.byPath[req.URL.Path]++
+				c.mu.Unlock()
+			}
+			return next.RoundTrip(req)
+		})
+	})
+	return cfg
+}
+
+// of is the number of reads of path so far.
+func (c *readCounter) of(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byPath[path]
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // newScheme knows the operator's kinds and Kubernetes' own.
 func newScheme() *runtime.Scheme {
@@ -116,6 +155,7 @@ func startOperator(cfg *rest.Config, scheme *runtime.Scheme) *events.FakeRecorde
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  controller.CacheOptions(controller.DefaultProfileControllerNamespace),
+		Client:                 controller.ClientOptions(),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
