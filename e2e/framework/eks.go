@@ -114,6 +114,7 @@ func (t *eksTarget) Start(ctx context.Context) (*Env, error) {
 	}
 	e.ResyncPeriod, e.Artifacts = resync, artifacts
 	e.Logs = func() string { return t.operator.tail(60) }
+	e.MetricsURL = func(context.Context) (string, error) { return t.operator.metricsURL, nil }
 	// The operator's log is already in Artifacts, and EKS runs the pod
 	// identity webhook on its control plane, out of reach.
 	e.CollectLogs = func(ctx context.Context, dir string) error {

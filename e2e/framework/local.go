@@ -107,6 +107,7 @@ func (t *localTarget) Start(ctx context.Context) (*Env, error) {
 	env.Logs = func() string { return t.operator.tail(60) }
 	env.ChaosURL = vars["AWS_ENDPOINT_URL"] + awsiamtest.ChaosPath
 	restarts := 0
+	env.MetricsURL = func(context.Context) (string, error) { return t.operator.metricsURL, nil }
 	env.KillAndRestartOperator = func(ctx context.Context) error {
 		t.operator.kill()
 		restarts++

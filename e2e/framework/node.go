@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,6 +110,7 @@ func (t *nodeTarget) Start(ctx context.Context) (*Env, error) {
 	env.PauseImage = t.vars["NODE_PAUSE_IMAGE"]
 	env.Tools = filepath.Join(t.root, "bin")
 	env.Logs = func() string { return t.operatorLogs(env) }
+	env.MetricsURL = func(ctx context.Context) (string, error) { return metricsServiceURL(ctx, env) }
 	env.CollectLogs = func(ctx context.Context, dir string) error {
 		return writeDeploymentLogs(ctx, env.Clientset, dir, []deploymentLogs{operatorDeployment})
 	}
@@ -264,3 +267,21 @@ func (t *nodeTarget) nodeenvRefusal() string {
 	}
 	return "nodeenv exited 3 without a reason; see " + t.env.logPath
 }
+
+// metricsServiceURL is the operator's metrics endpoint through the Service
+// config/default installs, which kube-proxy routes from the host too.
+func metricsServiceURL(ctx context.Context, env *Env) (string, error) {
+	svc, err := env.Clientset.CoreV1().Services(OperatorNamespace).Get(ctx, operatorMetricsService, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("reading the operator's metrics Service: %w", err)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "https" {
+			return fmt.Sprintf("https://%s/metrics", net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(p.Port)))), nil
+		}
+	}
+	return "", fmt.Errorf("the Service %s/%s has no https port", OperatorNamespace, operatorMetricsService)
+}
+
+// operatorMetricsService is config/default's metrics Service, prefixed.
+const operatorMetricsService = "awskubeflowprofiles-controller-manager-metrics-service"

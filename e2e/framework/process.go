@@ -22,6 +22,8 @@ type process struct {
 	cmd     *exec.Cmd
 	logPath string
 	done    chan error
+	// metricsURL is where an operator process serves its metrics.
+	metricsURL string
 }
 
 func startProcess(name, logDir string, env []string, bin string, args ...string) (*process, error) {
@@ -173,7 +175,8 @@ func freeAddr() (string, error) {
 }
 
 // operatorProcess runs the manager binary with the flags it has in a
-// cluster (metrics and probes on loopback) and waits until it is ready.
+// cluster (metrics over HTTPS with authentication and authorization, and
+// probes, both on loopback) and waits until it is ready.
 func operatorProcess(ctx context.Context, name, bin, logDir, resync string, env []string, extraArgs ...string) (*process, error) {
 	metricsAddr, err := freeAddr()
 	if err != nil {
@@ -184,7 +187,7 @@ func operatorProcess(ctx context.Context, name, bin, logDir, resync string, env 
 		return nil, err
 	}
 	p, err := startProcess(name, logDir, env, bin, append([]string{
-		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false",
+		"--metrics-bind-address=" + metricsAddr,
 		"--health-probe-bind-address=" + probeAddr,
 		"--resync-period=" + resync, "--zap-log-level=debug"}, extraArgs...)...)
 	if err != nil {
@@ -194,5 +197,6 @@ func operatorProcess(ctx context.Context, name, bin, logDir, resync string, env 
 		_ = p.stop(5 * time.Second)
 		return nil, fmt.Errorf("waiting for the operator to be ready: %w", err)
 	}
+	p.metricsURL = "https://" + metricsAddr + "/metrics"
 	return p, nil
 }

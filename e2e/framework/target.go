@@ -104,6 +104,11 @@ type Env struct {
 	// the notebook stand-in and for pods that only need to run.
 	NotebookImage, PauseImage string
 
+	// MetricsURL is where the operator serves its metrics, over HTTPS to
+	// callers whose token may get /metrics, where the suite can reach it;
+	// nil elsewhere. It may change when the operator restarts.
+	MetricsURL func(ctx context.Context) (string, error)
+
 	// Kubeconfig is the cluster's kubeconfig file, for the tools the suite
 	// runs as a user would; Tools is the directory of the project's
 	// binaries. (Where their AWS calls go is AWS.BaseEndpoint.)
