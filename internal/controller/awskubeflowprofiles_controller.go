@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -459,7 +460,7 @@ func CacheOptions(profileControllerNamespace string) cache.Options {
 	// labelled service accounts with that of default-editor.
 	profileControllerNamespace = controllerNamespace(profileControllerNamespace)
 	strip := cache.TransformStripManagedFields()
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+	return cache.Options{DefaultTransform: trimProfile, ByObject: map[client.Object]cache.ByObject{
 		&v1alpha1.AwsKubeflowProfiles{}: {Transform: strip},
 		&corev1.ServiceAccount{}: {
 			Transform: strip,
@@ -469,6 +470,18 @@ func CacheOptions(profileControllerNamespace string) cache.Options {
 			},
 		},
 	}}
+}
+
+// trimProfile is the cache's transform of the kinds without one of their
+// own, the Profiles among them: a ByObject transform for Profiles would
+// need their REST mapping when the manager starts, before Kubeflow may be
+// installed. A cached Profile keeps of its managed fields only what the
+// operator reads (desired.TrimManagedFields); other objects are kept whole.
+func trimProfile(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && u.GroupVersionKind().GroupKind() == desired.ProfileGVK.GroupKind() {
+		desired.TrimManagedFields(u, FieldOwner)
+	}
+	return obj, nil
 }
 
 func mustRequirement(key string, op selection.Operator) labels.Requirement {

@@ -291,3 +291,39 @@ func TestReleaseServiceAccountsStaysInTheProfileControllersNamespace(t *testing.
 	g.Expect(c.Get(context.Background(), types.NamespacedName{Namespace: "team-a", Name: "default-editor"}, other)).To(Succeed())
 	g.Expect(other.Annotations).To(HaveKey(RoleARNAnnotation), "outside the profile controller's namespace nothing is touched")
 }
+
+// The cache's default transform trims the managed fields of Profiles only:
+// other objects without a transform of their own are cached whole.
+func TestCacheTrimsOnlyProfiles(t *testing.T) {
+	g := NewWithT(t)
+	entries := []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}},
+		{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:owner":{}}}`)}},
+	}
+	object := func(gvk schema.GroupVersionKind) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		u.SetName("team-a")
+		u.SetManagedFields(entries)
+		return u
+	}
+	transform := CacheOptions("").DefaultTransform
+	g.Expect(transform).NotTo(BeNil())
+
+	out, err := transform(object(desired.ProfileGVK))
+	g.Expect(err).NotTo(HaveOccurred())
+	kept := out.(*unstructured.Unstructured).GetManagedFields()
+	g.Expect(kept).To(HaveLen(1))
+	g.Expect(kept[0].Manager).To(Equal(FieldOwner))
+	g.Expect(string(kept[0].FieldsV1.Raw)).To(Equal(`{}`))
+
+	out, err = transform(object(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out.(*unstructured.Unstructured).GetManagedFields()).To(HaveLen(2))
+
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default-editor", ManagedFields: entries}}
+	out, err = transform(sa)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).To(BeIdenticalTo(sa))
+	g.Expect(sa.ManagedFields).To(HaveLen(2))
+}

@@ -518,9 +518,27 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 	case !desired.ProfileOwnedBy(have, want.GetLabels()[desired.LabelOwner]):
 		return "Adopted", r.applyProfile(ctx, want)
 	case !desired.ProfileMatches(have, want, FieldOwner):
+		if desired.QuotaToRemove(have, want, FieldOwner) {
+			if err := r.removeQuota(ctx, name); err != nil {
+				return "", err
+			}
+		}
 		return "Updated", r.applyProfile(ctx, want)
 	}
 	return "", nil
+}
+
+// removeQuota removes the resourceQuotaSpec the operator wrote when it
+// created the Profile, which its Update entry of the managed fields owns
+// and so no apply of the operator's can remove.
+func (r *Reconciler) removeQuota(ctx context.Context, name string) error {
+	u := desired.NewProfileObject()
+	u.SetName(name)
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"resourceQuotaSpec":null}}`))
+	if err := r.Client.Patch(ctx, u, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("removing the resourceQuotaSpec the spec of Kubeflow Profile %s no longer has: %w", name, err)
+	}
+	return nil
 }
 
 // profileOwner is the AwsKubeflowProfiles named by a Profile's owner label,

@@ -778,6 +778,41 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Expect(awsiamtest.Actions(writes)).To(Equal([]string{"AttachRolePolicy"}))
 	})
 
+	It("removes a quota it applied once the spec drops it, from the managed fields its cache keeps", Label("invariant:ownership"), func() {
+		cluster := testCluster()
+		name := "quota-" + cluster
+		quota := corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}}
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("q"), ResourceQuotaSpec: &quota}}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		eventuallyReady(cluster)
+		profile, err := getProfile(name)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(nestedString(profile, "spec", "resourceQuotaSpec", "hard", "cpu")).To(Equal("4"))
+
+		By("the spec drops the quota: the Profile loses it, though the operator created it rather than applied it")
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles[0].ResourceQuotaSpec = nil })
+		Eventually(func(g Gomega) {
+			profile, err := getProfile(name)
+			g.Expect(err).NotTo(HaveOccurred())
+			_, found, _ := unstructured.NestedMap(profile.Object, "spec", "resourceQuotaSpec")
+			g.Expect(found).To(BeFalse())
+		}).Should(Succeed())
+		eventuallyReady(cluster)
+
+		By("and the Profile is written no more: a pass finds it as wanted")
+		path := "/apis/kubeflow.org/v1/profiles/" + name
+		updated := func() int { return operatorRequests.writes(path) }
+		before := updated()
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.IAM.Tags = append(cr.Spec.IAM.Tags, v1alpha1.Tag{Key: "pass", Value: "again"})
+		})
+		eventuallyReady(cluster)
+		Consistently(updated).WithTimeout(2 * time.Second).Should(Equal(before))
+	})
+
 	It("reads Profiles from its cache at each pass, not from the API server", Label("invariant:minimal-calls"), func() {
 		cluster := testCluster()
 		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
@@ -788,13 +823,13 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		eventuallyReady(cluster)
 
 		const profiles = "/apis/kubeflow.org/v1/profiles"
-		before := operatorReads.of(profiles)
+		before := operatorRequests.reads(profiles)
 		By("a pass for an edit, which reads every Profile")
 		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.Profiles = append(cr.Spec.Profiles, v1alpha1.ProfileSpec{Name: "cached2-" + cluster, Owner: owner("d")})
 		})
 		Expect(eventuallyReady(cluster).Status.ProfilesReady).To(Equal("2/2"))
-		Expect(operatorReads.of(profiles)-before).To(BeZero(), "lists of every Profile from the API server")
+		Expect(operatorRequests.reads(profiles)-before).To(BeZero(), "lists of every Profile from the API server")
 	})
 
 	It("deletes every Profile and role it created when the object is deleted with the Delete policy", Label("teardown"), func() {

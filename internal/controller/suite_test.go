@@ -82,27 +82,28 @@ var _ = BeforeSuite(func() {
 	apiReader = k8s
 	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kubeflow"}})).To(Succeed())
 
-	recorder = startOperator(operatorReads.wrap(cfg), scheme)
+	recorder = startOperator(operatorRequests.wrap(cfg), scheme)
 })
 
-// operatorReads counts the suite operator's reads from the API server.
-var operatorReads = &readCounter{byPath: map[string]int{}}
+// operatorRequests counts the suite operator's requests to the API server.
+var operatorRequests = &requestCounter{byPath: map[string]int{}}
 
-// readCounter counts GET requests that are not watches, by URL path: what
-// an operator reads from the API server instead of from its cache.
-type readCounter struct {
+// requestCounter counts requests by method and URL path, watches aside:
+// what an operator reads from the API server instead of from its cache,
+// and what it writes.
+type requestCounter struct {
 	mu     sync.Mutex
 	byPath map[string]int
 }
 
 // wrap returns a copy of cfg whose requests c counts.
-func (c *readCounter) wrap(cfg *rest.Config) *rest.Config {
+func (c *requestCounter) wrap(cfg *rest.Config) *rest.Config {
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			if req.Method == http.MethodGet && req.URL.Query().Get("watch") != "true" {
+			if req.URL.Query().Get("watch") != "true" {
 				c.mu.Lock()
-				c.byPath[req.URL.Path]++
+				c.byPath[req.Method+" "+req.URL.Path]++
 				c.mu.Unlock()
 			}
 			return next.RoundTrip(req)
@@ -111,11 +112,22 @@ func (c *readCounter) wrap(cfg *rest.Config) *rest.Config {
 	return cfg
 }
 
-// of is the number of reads of path so far.
-func (c *readCounter) of(path string) int {
+// reads is the number of GET requests for path so far.
+func (c *requestCounter) reads(path string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.byPath[path]
+	return c.byPath[http.MethodGet+" "+path]
+}
+
+// writes is the number of requests for path so far that may change it.
+func (c *requestCounter) writes(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		n += c.byPath[m+" "+path]
+	}
+	return n
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -96,30 +97,77 @@ func ProfileMatches(have, want *unstructured.Unstructured, manager string) bool 
 			return false
 		}
 	}
-	_, haveQuota := haveSpec["resourceQuotaSpec"]
-	_, wantQuota := wantSpec["resourceQuotaSpec"]
-	return wantQuota || !haveQuota || !managesField(have, manager, "f:resourceQuotaSpec")
+	return !QuotaToRemove(have, want, manager)
+}
+
+// QuotaToRemove reports whether have carries a resourceQuotaSpec that
+// manager wrote and want no longer has. Applying want does not remove it
+// when manager wrote it by creating the Profile rather than by applying:
+// server-side apply removes only the fields of manager's Apply entry.
+func QuotaToRemove(have, want *unstructured.Unstructured, manager string) bool {
+	_, haveQuota, _ := unstructured.NestedFieldNoCopy(have.Object, "spec", "resourceQuotaSpec")
+	_, wantQuota, _ := unstructured.NestedFieldNoCopy(want.Object, "spec", "resourceQuotaSpec")
+	return haveQuota && !wantQuota && managesField(have, manager, quotaField)
 }
 
 // managesField reports whether manager's entry in the object's managedFields
 // holds a spec field.
 func managesField(u *unstructured.Unstructured, manager, field string) bool {
 	for _, mf := range u.GetManagedFields() {
-		if mf.Manager != manager || mf.FieldsV1 == nil {
-			continue
-		}
-		var fields map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
-			continue
-		}
-		if spec, ok := fields["f:spec"].(map[string]any); ok {
-			if _, ok := spec[field]; ok {
-				return true
-			}
+		if mf.Manager == manager && entryHoldsSpecField(mf, field) {
+			return true
 		}
 	}
 	return false
 }
+
+func entryHoldsSpecField(mf metav1.ManagedFieldsEntry, field string) bool {
+	if mf.FieldsV1 == nil {
+		return false
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		return false
+	}
+	spec, ok := fields["f:spec"].(map[string]any)
+	if !ok {
+		return false
+	}
+	_, ok = spec[field]
+	return ok
+}
+
+// TrimManagedFields keeps of u's managed fields only what ProfileMatches
+// reads: manager's entries, each holding no field but resourceQuotaSpec,
+// and only if it held it. The manager's cache keeps Profiles so: their
+// managed fields, other managers' and the operator's own field sets, are
+// a large part of each cached Profile and are never read otherwise.
+func TrimManagedFields(u *unstructured.Unstructured, manager string) {
+	all := u.GetManagedFields()
+	if len(all) == 0 {
+		return
+	}
+	kept := all[:0]
+	for _, mf := range all {
+		if mf.Manager != manager {
+			continue
+		}
+		raw := `{}`
+		if entryHoldsSpecField(mf, quotaField) {
+			raw = `{"f:spec":{"` + quotaField + `":{}}}`
+		}
+		mf.FieldsV1 = &metav1.FieldsV1{Raw: []byte(raw)}
+		kept = append(kept, mf)
+	}
+	if len(kept) == 0 {
+		kept = nil // removes the field, where an empty list would keep it
+	}
+	u.SetManagedFields(kept)
+}
+
+// quotaField is the field of a Profile's spec that the operator leaves to
+// others unless it applied it.
+const quotaField = "f:resourceQuotaSpec"
 
 // normalize round-trips a value through JSON so that int64 and float64
 // numbers, and typed and untyped maps, compare equal.

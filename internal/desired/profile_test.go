@@ -53,3 +53,49 @@ func TestProfileMatches(t *testing.T) {
 		})
 	}
 }
+
+// A cached Profile keeps of its managed fields only the operator's entries,
+// holding resourceQuotaSpec or nothing, and ProfileMatches reads the same
+// from it as from the whole Profile.
+func TestTrimManagedFields(t *testing.T) {
+	const operator = "awskubeflowprofiles-operator"
+	profile := desired.Profile{Name: "team-a", Owner: v1alpha1Owner()}
+	want := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false)
+	entry := func(manager, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "kubeflow.org/v1",
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+	}
+	const withQuota = `{"f:metadata":{"f:labels":{"f:awskubeflowprofiles.kubeflow.aws/owner":{}}},"f:spec":{"f:owner":{"f:kind":{},"f:name":{}},"f:plugins":{},"f:resourceQuotaSpec":{".":{},"f:hard":{"f:cpu":{}}}}}`
+	const withoutQuota = `{"f:metadata":{"f:labels":{"f:awskubeflowprofiles.kubeflow.aws/owner":{}}},"f:spec":{"f:owner":{"f:kind":{},"f:name":{}},"f:plugins":{}}}`
+	cases := map[string]struct {
+		entries []metav1.ManagedFieldsEntry
+		kept    []string // the kept entries' field sets, in order
+	}{
+		"none":                                    {},
+		"the operator's, holding the quota":       {entries: []metav1.ManagedFieldsEntry{entry(operator, withQuota)}, kept: []string{`{"f:spec":{"f:resourceQuotaSpec":{}}}`}},
+		"the operator's, without the quota":       {entries: []metav1.ManagedFieldsEntry{entry(operator, withoutQuota)}, kept: []string{`{}`}},
+		"another manager's only":                  {entries: []metav1.ManagedFieldsEntry{entry("kubectl", withQuota)}},
+		"another manager's holding the quota too": {entries: []metav1.ManagedFieldsEntry{entry("kubectl", withQuota), entry(operator, withoutQuota)}, kept: []string{`{}`}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			have := want.DeepCopy()
+			have.Object["spec"].(map[string]any)["resourceQuotaSpec"] = map[string]any{"hard": map[string]any{"cpu": "8"}}
+			if tc.entries != nil {
+				have.SetManagedFields(tc.entries)
+			}
+			whole := desired.ProfileMatches(have, want, operator)
+			desired.TrimManagedFields(have, operator)
+			var kept []string
+			for _, mf := range have.GetManagedFields() {
+				g.Expect(mf.Manager).To(Equal(operator))
+				kept = append(kept, string(mf.FieldsV1.Raw))
+			}
+			g.Expect(kept).To(Equal(tc.kept))
+			g.Expect(desired.ProfileMatches(have, want, operator)).To(Equal(whole), "ProfileMatches on the trimmed Profile")
+			_, found, _ := unstructured.NestedFieldNoCopy(have.Object, "metadata", "managedFields")
+			g.Expect(found).To(Equal(len(tc.kept) > 0))
+		})
+	}
+}
