@@ -152,6 +152,8 @@ type scope struct {
 	// editors are the default-editor service accounts, listed once a pass
 	// for the chain summaries.
 	editors editors
+	// writes are the pass's writes, for its Events.
+	writes writeEvents
 }
 
 func (s *scope) owner() desired.Owner {
@@ -200,6 +202,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	s := &scope{iam: r.IAM.InRegion(cr.Spec.Cluster.Region), cr: cr, before: cr.DeepCopy(), parts: map[string]outcome{}, gone: r.goneChecker(ctx)}
+	defer r.sendWriteEvents(s)
 	if deleting && cr.Annotations[v1alpha1.ReleaseAnnotation] == "true" {
 		r.releaseWithoutCleanup(s)
 		return ctrl.Result{}, r.removeFinalizer(ctx, cr)

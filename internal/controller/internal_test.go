@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -326,4 +328,66 @@ func TestCacheTrimsOnlyProfiles(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(out).To(BeIdenticalTo(sa))
 	g.Expect(sa.ManagedFields).To(HaveLen(2))
+}
+
+// A pass's writes of one reason make one note: a count, the messages that
+// fit within maxMessage up to maxNamedInEvent, and how many more.
+func TestCountedNote(t *testing.T) {
+	messages := func(n, size int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("m%02d", i) + strings.Repeat("x", size-3)
+		}
+		return out
+	}
+	cases := map[string]struct {
+		messages []string
+		named    int
+		want     string
+	}{
+		"one write is its message":        {messages: []string{"Created IAM role r"}, want: "Created IAM role r"},
+		"a few are all named":             {messages: messages(3, 3), want: "3 writes: m00; m01; m02"},
+		"ten named, then a count":         {messages: messages(12, 3), named: 10},
+		"long messages: fewer fit":        {messages: messages(20, 200), named: 4},
+		"one too long for a note is cut":  {messages: messages(1, 2000)},
+		"none fits: the count alone says": {messages: messages(3, 2000), named: 0, want: "3 writes: and 3 more"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			note := countedNote(tc.messages)
+			g.Expect(len(note)).To(BeNumerically("<=", maxMessage))
+			if tc.want != "" {
+				g.Expect(note).To(Equal(tc.want))
+				return
+			}
+			if len(tc.messages) == 1 {
+				g.Expect(note).To(HavePrefix(tc.messages[0][:100]))
+				return
+			}
+			g.Expect(note).To(HavePrefix(fmt.Sprintf("%d writes: %s", len(tc.messages), tc.messages[0])))
+			g.Expect(note).To(HaveSuffix(fmt.Sprintf("%s; and %d more", tc.messages[tc.named-1], len(tc.messages)-tc.named)))
+		})
+	}
+}
+
+// Writes of one reason from concurrent profile tasks gather into one note,
+// and reasons keep the order they were first written in.
+func TestWriteEventsGatherConcurrentWrites(t *testing.T) {
+	g := NewWithT(t)
+	var w writeEvents
+	w.add(awsiam.Change{Reason: "PolicyCreated", Action: "create", Message: "Created IAM policy p"})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			w.add(awsiam.Change{Reason: "RoleCreated", Action: "create", Message: fmt.Sprintf("Created IAM role r%d", i)})
+		})
+	}
+	wg.Wait()
+	notes := w.notes()
+	g.Expect(notes).To(HaveLen(2))
+	g.Expect(notes[0]).To(Equal(writeNote{reason: "PolicyCreated", action: "create", note: "Created IAM policy p"}))
+	g.Expect(notes[1].reason).To(Equal("RoleCreated"))
+	g.Expect(notes[1].note).To(HavePrefix("50 writes: Created IAM role r"))
+	g.Expect(notes[1].note).To(HaveSuffix("; and 40 more"))
 }

@@ -184,7 +184,7 @@ func (r *Reconciler) reconcileOIDCProvider(ctx context.Context, s *scope) bool {
 		res = awsiam.OIDCProviderResult{ARN: st.ARN, External: st.Ownership == v1alpha1.OwnershipExternal}
 	} else {
 		res, err = s.iam.EnsureOIDCProvider(ctx, want, s.owner(), createdBefore)
-		r.emit(ctx, s.cr, res.Changes)
+		r.emit(ctx, s, res.Changes)
 		if res.ARN != "" {
 			r.clientIDs.Store(res.ARN, res.ClientIDs)
 		}
@@ -249,7 +249,7 @@ func (r *Reconciler) ensureControllerIAM(ctx context.Context, s *scope) (string,
 	}
 	log := ctrl.LoggerFrom(ctx)
 	pol, err := s.iam.EnsureManagedPolicy(ctx, s.state.ControllerPolicy, s.owner())
-	r.emit(ctx, s.cr, pol.Changes)
+	r.emit(ctx, s, pol.Changes)
 	if err != nil {
 		return "", err
 	}
@@ -261,7 +261,7 @@ func (r *Reconciler) ensureControllerIAM(ctx context.Context, s *scope) (string,
 		log.V(1).Info("IAM endpoint cannot return policy versions; drift of the policy document is not detected", "policyARN", pol.ARN)
 	}
 	role, err := s.iam.EnsureRole(ctx, s.state.ControllerRole, s.owner(), awsiam.Adoption{})
-	r.emit(ctx, s.cr, role.Changes)
+	r.emit(ctx, s, role.Changes)
 	if err != nil {
 		return "", r.propagationOf(err, pol.ARN, s.state.OIDCProvider.ARN)
 	}
@@ -299,7 +299,7 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 	}
 	if arn := st.ProfileController.Role.ARN; arn != "" {
 		changes, err := s.iam.DeleteOwnedRole(ctx, roleNameFromARN(arn), owner, "")
-		r.emit(ctx, s.cr, changes)
+		r.emit(ctx, s, changes)
 		if errors.Is(err, awsiam.ErrDeleteBlocked) {
 			err = fmt.Errorf("%w; or: %s", err, releaseHint)
 		}
@@ -309,7 +309,7 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 	}
 	if arn := st.ProfileController.Policy.ARN; arn != "" {
 		changes, err := s.iam.DeleteOwnedPolicy(ctx, arn, owner)
-		r.emit(ctx, s.cr, changes)
+		r.emit(ctx, s, changes)
 		if awsiam.IsDeleteConflict(err) {
 			// Still attached to a role the operator may not touch: detaching
 			// would change someone else's role, so the policy stays too.
@@ -334,7 +334,7 @@ func (r *Reconciler) deleteClusterIAM(ctx context.Context, s *scope) error {
 		return err
 	}
 	changes, err := s.iam.DeleteOwnedOIDCProvider(ctx, st.OIDCProvider.ARN, owner, true)
-	r.emit(ctx, s.cr, changes)
+	r.emit(ctx, s, changes)
 	return r.keepIfNotOwned(s, err)
 }
 

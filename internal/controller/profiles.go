@@ -155,7 +155,7 @@ func (r *Reconciler) neutraliseRetained(ctx context.Context, s *scope, st v1alph
 	unit, hash := "retained/"+st.Name, hashOf(id, role)
 	if _, ok := r.fresh(s, unit, hash); !ok {
 		changes, err := s.iam.NeutraliseTrust(ctx, role, id, s.owner(), st.Name)
-		r.emit(ctx, s.cr, changes)
+		r.emit(ctx, s, changes)
 		switch {
 		case errors.Is(err, awsiam.ErrRoleGone):
 			log.Info("The role of a retained profile is gone; nothing left to report", "roleARN", st.RoleARN)
@@ -474,7 +474,7 @@ func (r *Reconciler) reconcileProfile(ctx context.Context, s *scope, p desired.P
 		return res.failed(err)
 	}
 	if change != "" {
-		r.emit(ctx, s.cr, []awsiam.Change{{Reason: "Profile" + change, Resource: "profile", Action: strings.ToLower(change),
+		r.emit(ctx, s, []awsiam.Change{{Reason: "Profile" + change, Resource: "profile", Action: strings.ToLower(change),
 			Message: fmt.Sprintf("%s Kubeflow Profile %s with IAM role %s", change, p.Name, roleARN)}})
 	}
 	res.status.Ready = true
@@ -587,7 +587,7 @@ func (r *Reconciler) ensureProfileRole(ctx context.Context, s *scope, p desired.
 		ensure = s.iam.CreateOrEnsureRole
 	}
 	role, err := ensure(ctx, p.Role, s.owner(), adoption)
-	r.emit(ctx, s.cr, role.Changes)
+	r.emit(ctx, s, role.Changes)
 	if err != nil {
 		r.forget(s, unit)
 		return "", r.propagationOf(err, s.state.OIDCProvider.ARN)
@@ -667,7 +667,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 			if err := r.Client.Delete(ctx, have, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
 				return res.failed(fmt.Errorf("deleting Kubeflow Profile %s: %w", name, err))
 			}
-			r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileDeleted", Resource: "profile", Action: "delete",
+			r.emit(ctx, s, []awsiam.Change{{Reason: "ProfileDeleted", Resource: "profile", Action: "delete",
 				Message: fmt.Sprintf("Deleted Kubeflow Profile %s as the deletion policy asks; its role goes once the Profile is gone", name)}})
 		}
 		res.status.Message = fmt.Sprintf("Waiting for Kubeflow Profile %s (finalizers %v) to be gone before deleting IAM role %s.", name, have.GetFinalizers(), res.status.RoleARN)
@@ -697,7 +697,7 @@ func (r *Reconciler) releaseProfile(ctx context.Context, s *scope, name string, 
 		role = profileRoleName(s, name)
 	}
 	changes, err := s.iam.DeleteOwnedRole(ctx, role, s.owner(), name)
-	r.emit(ctx, s.cr, changes)
+	r.emit(ctx, s, changes)
 	if errors.Is(err, awsiam.ErrDeleteBlocked) && objectDeleted {
 		err = fmt.Errorf("%w; or: %s", err, releaseHint)
 	}
@@ -797,7 +797,7 @@ func (r *Reconciler) setAnnotateOnly(ctx context.Context, s *scope, have *unstru
 		return fmt.Errorf("setting annotateOnly on Kubeflow Profile %s: %w", name, err)
 	}
 	if needPlugin {
-		r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileSetAnnotateOnly", Resource: "profile", Action: "update",
+		r.emit(ctx, s, []awsiam.Change{{Reason: "ProfileSetAnnotateOnly", Resource: "profile", Action: "update",
 			Message: fmt.Sprintf("Set the AwsIamForServiceAccount plugin of Kubeflow Profile %s to annotateOnly, so Kubeflow no longer edits the trust of IAM role %s", name, roleARN)}})
 	}
 	return nil

@@ -778,6 +778,34 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Expect(awsiamtest.Actions(writes)).To(Equal([]string{"AttachRolePolicy"}))
 	})
 
+	It("sends one Event per kind of write a pass makes, naming ten and counting the rest, not one per write", Label("invariant:quiet"), func() {
+		cluster := testCluster()
+		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			for i := range 12 {
+				cr.Spec.Profiles = append(cr.Spec.Profiles, v1alpha1.ProfileSpec{Name: fmt.Sprintf("ev%02d-%s", i, cluster), Owner: owner(fmt.Sprint(i))})
+			}
+		})
+		Expect(k8s.Create(ctx, cr)).To(Succeed())
+		DeferCleanup(func() { deleteAndWait(cr) })
+		Expect(eventuallyReady(cluster).Status.ProfilesReady).To(Equal("12/12"))
+		// The profile controller's role is created in the same pass.
+		for reason, writes := range map[string]int{"RoleCreated": 13, "ProfileCreated": 12} {
+			var sent []string
+			for _, e := range eventsMentioning("-" + cluster) {
+				if strings.HasPrefix(e, "Normal "+reason+" ") {
+					sent = append(sent, e)
+				}
+			}
+			Expect(sent).To(HaveLen(1), reason)
+			note := strings.TrimPrefix(sent[0], "Normal "+reason+" ")
+			Expect(len(note)).To(BeNumerically("<=", 1024), reason)
+			Expect(note).To(HavePrefix(fmt.Sprintf("%d writes: ", writes)), reason)
+			named := strings.Count(note, "; ")
+			Expect(named).To(BeNumerically(">=", 2), reason+": some named")
+			Expect(note).To(HaveSuffix(fmt.Sprintf("; and %d more", writes-named)), reason)
+		}
+	})
+
 	It("removes a quota it applied once the spec drops it, from the managed fields its cache keeps", Label("invariant:ownership"), func() {
 		cluster := testCluster()
 		name := "quota-" + cluster

@@ -45,7 +45,7 @@ func (r *Reconciler) ensureServiceAccount(ctx context.Context, s *scope, roleARN
 		if err := r.Client.Create(ctx, sa); err != nil {
 			return fmt.Errorf("creating service account %s: %w", key, err)
 		}
-		r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ServiceAccountCreated", Resource: "service_account", Action: "create",
+		r.emit(ctx, s, []awsiam.Change{{Reason: "ServiceAccountCreated", Resource: "service_account", Action: "create",
 			Message: fmt.Sprintf("Created service account %s annotated with IAM role %s", key, roleARN)}})
 	case err != nil:
 		return fmt.Errorf("reading service account %s: %w", key, err)
@@ -59,7 +59,7 @@ func (r *Reconciler) ensureServiceAccount(ctx context.Context, s *scope, roleARN
 		if err := r.Client.Patch(ctx, sa, patch); err != nil {
 			return fmt.Errorf("annotating service account %s: %w", key, err)
 		}
-		r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ServiceAccountAnnotated", Resource: "service_account", Action: "update",
+		r.emit(ctx, s, []awsiam.Change{{Reason: "ServiceAccountAnnotated", Resource: "service_account", Action: "update",
 			Message: fmt.Sprintf("Annotated service account %s with IAM role %s", key, roleARN)}})
 	}
 	return r.releaseServiceAccounts(ctx, s, key.String())
@@ -87,7 +87,7 @@ func (r *Reconciler) releaseServiceAccounts(ctx context.Context, s *scope, keep 
 		if err := r.Client.Patch(ctx, sa, patch); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("removing the role annotation from service account %s: %w", key, err)
 		}
-		r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ServiceAccountReleased", Resource: "service_account", Action: "update",
+		r.emit(ctx, s, []awsiam.Change{{Reason: "ServiceAccountReleased", Resource: "service_account", Action: "update",
 			Message: fmt.Sprintf("Removed the IAM role annotation from service account %s, which the spec no longer names", key)}})
 	}
 	return nil
@@ -129,7 +129,7 @@ func (r *Reconciler) restartController(ctx context.Context, s *scope, roleARN st
 	if err := r.Client.Patch(ctx, dep, patch); err != nil {
 		return fmt.Errorf("restarting the pods of deployment %s: %w", key, err)
 	}
-	r.emit(ctx, s.cr, []awsiam.Change{{Reason: "ProfileControllerRestarted", Resource: "deployment", Action: "update",
+	r.emit(ctx, s, []awsiam.Change{{Reason: "ProfileControllerRestarted", Resource: "deployment", Action: "update",
 		Message: fmt.Sprintf("Restarted the pods of deployment %s so they receive IAM role %s", key, roleARN)}})
 	return nil
 }

@@ -221,14 +221,37 @@ func reconcilerWithOwnRecorder(endpoint string) (*controller.Reconciler, *awsiam
 	return r, own
 }
 
-// drainEvents keeps the fake recorder from blocking; events are asserted
-// through the API in the specs that care.
+// operatorEvents are the Events the suite's operator sent, as the fake
+// recorder writes them: "<type> <reason> <note>".
+var operatorEvents struct {
+	mu  sync.Mutex
+	all []string
+}
+
+// eventsMentioning are the operator's Events so far whose text holds s.
+func eventsMentioning(s string) []string {
+	operatorEvents.mu.Lock()
+	defer operatorEvents.mu.Unlock()
+	var out []string
+	for _, e := range operatorEvents.all {
+		if strings.Contains(e, s) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// drainEvents keeps the fake recorder from blocking, and keeps its Events
+// for the specs that count them.
 func drainEvents(ctx context.Context, r *events.FakeRecorder) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case e := <-r.Events:
+			operatorEvents.mu.Lock()
+			operatorEvents.all = append(operatorEvents.all, e)
+			operatorEvents.mu.Unlock()
 			GinkgoWriter.Println("event:", e)
 		}
 	}
