@@ -57,7 +57,8 @@ func main() {
 	resync := flag.Duration("resync", 20*time.Second, "the manager's --resync-period, the window of the steady-state count; under -rate long enough for the checks of a period")
 	details := flag.Bool("details", false, "serve a fake of iam:GetAccountAuthorizationDetails, which kumo lacks")
 	root := flag.String("root", ".", "project root")
-	memLimit := flag.String("gomemlimit", "", "the manager's GOMEMLIMIT, as the deployment sets it; empty for Go's default (none)")
+	memLimit := flag.String("gomemlimit", "", "the manager's GOMEMLIMIT instead of config/manager/manager.yaml's")
+	gogc := flag.String("gogc", "", "the manager's GOGC instead of config/manager/manager.yaml's")
 	keep := flag.Bool("keep", false, "keep the manager's logs, at -zap-log-level=debug and with the GC's trace")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard()) // envtest's own logs are not the measurement
@@ -74,6 +75,12 @@ func main() {
 	if *rate > 0 {
 		limit, rps, burst = fmt.Sprintf("%g/s", *rate), *rate, 20
 	}
+	managerEnv, err := deploymentEnv(filepath.Join(*root, "config", "manager", "manager.yaml"))
+	if err != nil {
+		fail(err)
+	}
+	managerEnv = withEnv(managerEnv, "GOMEMLIMIT", *memLimit)
+	managerEnv = withEnv(managerEnv, "GOGC", *gogc)
 	// Interrupted, a run still stops its manager and control plane.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -87,7 +94,7 @@ func main() {
 		if *rate > 0 {
 			period = max(period, (time.Duration(float64(2*n)/(*rate/2)*1.2) * time.Second).Round(time.Second))
 		}
-		r, err := measure(ctx, awsEnv, *assets, *root, *manager, n, rps, burst, period, *keep, *memLimit)
+		r, err := measure(ctx, awsEnv, *assets, *root, *manager, n, rps, burst, period, *keep, managerEnv)
 		if err != nil {
 			fail(fmt.Errorf("%d profiles: %w", n, err))
 		}
@@ -97,7 +104,8 @@ func main() {
 	if *details {
 		bulk += " and a fake of GetAccountAuthorizationDetails"
 	}
-	fmt.Printf("\nAWS rate limit %s, bulk reads by %s, on %s\n", limit, bulk, machine())
+	fmt.Printf("\nAWS rate limit %s, bulk reads by %s, on %s; the manager's environment as its Deployment's: %s\n",
+		limit, bulk, machine(), strings.Join(managerEnv, " "))
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "profiles\tapply→Ready\tcalls/profile to create\tresync period\treads/profile/resync\twrites/resync\tedit one: calls to its role\tedit one: time\twrites to other roles\tpeak RSS\tobject size\t")
 	for _, r := range rows {
@@ -131,7 +139,7 @@ type result struct {
 
 // measure runs one manager, on a fresh control plane, for one object of n
 // profiles.
-func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager string, n int, rps float64, burst int, resync time.Duration, keep bool, memLimit string) (result, error) {
+func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager string, n int, rps float64, burst int, resync time.Duration, keep bool, managerEnv []string) (result, error) {
 	res := result{n: n, resync: resync}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -203,9 +211,7 @@ func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager 
 	if keep {
 		cmd.Env = append(cmd.Env, "GODEBUG=gctrace=1")
 	}
-	if memLimit != "" {
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+memLimit)
-	}
+	cmd.Env = append(cmd.Env, managerEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return res, err
