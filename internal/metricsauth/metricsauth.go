@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/singleflight"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -113,6 +114,8 @@ type guard struct {
 	users *cache.LRUExpireCache
 	// grants maps an access review's spec to whether it was allowed.
 	grants *cache.LRUExpireCache
+	// inflight joins concurrent reviews of one token or one access.
+	inflight singleflight.Group
 }
 
 func (g *guard) filter(log logr.Logger, next http.Handler) (http.Handler, error) {
@@ -134,7 +137,8 @@ func (g *guard) filter(log logr.Logger, next http.Handler) (http.Handler, error)
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
-		allowed, err := g.authorize(req.Context(), user, strings.ToLower(req.Method), req.URL.Path)
+		verb := strings.ToLower(req.Method)
+		allowed, err := g.authorize(req.Context(), user, verb, req.URL.Path)
 		if err != nil {
 			log.Error(err, "Reviewing the access of a metrics request", "user", user.Username)
 			http.Error(w, "Authorization for user "+user.Username+" failed", http.StatusInternalServerError)
@@ -142,8 +146,8 @@ func (g *guard) filter(log logr.Logger, next http.Handler) (http.Handler, error)
 		}
 		if !allowed {
 			log.V(4).Info("Refused a metrics request", "user", user.Username, "path", req.URL.Path)
-			http.Error(w, fmt.Sprintf("Authorization denied for user %s: bind it to a ClusterRole that allows get on the non-resource URL %s, such as metrics-reader",
-				user.Username, req.URL.Path), http.StatusForbidden)
+			http.Error(w, fmt.Sprintf("Authorization denied for user %s: bind it to a ClusterRole that allows %s on the non-resource URL %s, as metrics-reader allows get on /metrics",
+				user.Username, verb, req.URL.Path), http.StatusForbidden)
 			return
 		}
 		// The token is the caller's credential, not the handler's business.
@@ -153,41 +157,54 @@ func (g *guard) filter(log logr.Logger, next http.Handler) (http.Handler, error)
 	}), nil
 }
 
-// bearerToken is the token of an "Authorization: Bearer" header.
+// bearerToken is the token of an "Authorization: Bearer" header, read as
+// the API server reads it: the scheme, one space, and a token up to the
+// next space.
 func bearerToken(req *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(req.Header.Get("Authorization")), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+	parts := strings.SplitN(strings.TrimSpace(req.Header.Get("Authorization")), " ", 3)
+	if len(parts) < 2 || !strings.EqualFold(parts[0], "bearer") || parts[1] == "" {
 		return "", false
 	}
-	return token, true
+	return parts[1], true
 }
 
 // authenticate is the user the token names; ok is false when the API
-// server does not accept the token.
+// server does not accept the token. Concurrent requests with one token
+// share one review.
 func (g *guard) authenticate(ctx context.Context, token string) (user *authenticationv1.UserInfo, ok bool, err error) {
-	key := sha256.Sum256([]byte(token))
+	sum := sha256.Sum256([]byte(token))
+	key := string(sum[:])
 	if v, cached := g.users.Get(key); cached {
 		user = v.(*authenticationv1.UserInfo)
 		return user, user != nil, nil
 	}
-	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
-	err = g.retry(ctx, func(ctx context.Context) error {
-		var err error
-		review, err = g.tokens.Create(ctx, review, metav1.CreateOptions{})
-		return err
+	v, err, _ := g.inflight.Do("token\x00"+key, func() (any, error) {
+		request := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
+		var review *authenticationv1.TokenReview
+		err := g.retry(ctx, func(ctx context.Context) error {
+			var err error
+			review, err = g.tokens.Create(ctx, request, metav1.CreateOptions{})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating a TokenReview: %w", err)
+		}
+		var user *authenticationv1.UserInfo
+		if review.Status.Authenticated {
+			user = &review.Status.User
+		}
+		g.users.Add(key, user, g.opts.AuthenticationTTL)
+		return user, nil
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("creating a TokenReview: %w", err)
+		return nil, false, err
 	}
-	if review.Status.Authenticated {
-		user = &review.Status.User
-	}
-	g.users.Add(key, user, g.opts.AuthenticationTTL)
+	user = v.(*authenticationv1.UserInfo)
 	return user, user != nil, nil
 }
 
 // authorize says whether user may use verb on the non-resource URL path.
+// Concurrent requests asking the same share one review.
 func (g *guard) authorize(ctx context.Context, user *authenticationv1.UserInfo, verb, path string) (bool, error) {
 	spec := authorizationv1.SubjectAccessReviewSpec{
 		User:                  user.Username,
@@ -210,28 +227,36 @@ func (g *guard) authorize(ctx context.Context, user *authenticationv1.UserInfo, 
 	if v, ok := g.grants.Get(key); ok {
 		return v.(bool), nil
 	}
-	review := &authorizationv1.SubjectAccessReview{Spec: spec}
-	err = g.retry(ctx, func(ctx context.Context) error {
-		var err error
-		review, err = g.access.Create(ctx, review, metav1.CreateOptions{})
-		return err
+	v, err, _ := g.inflight.Do("access\x00"+key, func() (any, error) {
+		request := &authorizationv1.SubjectAccessReview{Spec: spec}
+		var review *authorizationv1.SubjectAccessReview
+		err := g.retry(ctx, func(ctx context.Context) error {
+			var err error
+			review, err = g.access.Create(ctx, request, metav1.CreateOptions{})
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("creating a SubjectAccessReview: %w", err)
+		}
+		allowed := review.Status.Allowed && !review.Status.Denied
+		ttl := g.opts.DenyTTL
+		if allowed {
+			ttl = g.opts.AllowTTL
+		}
+		g.grants.Add(key, allowed, ttl)
+		return allowed, nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("creating a SubjectAccessReview: %w", err)
+		return false, err
 	}
-	allowed := review.Status.Allowed && !review.Status.Denied
-	ttl := g.opts.DenyTTL
-	if allowed {
-		ttl = g.opts.AllowTTL
-	}
-	g.grants.Add(key, allowed, ttl)
-	return allowed, nil
+	return v.(bool), nil
 }
 
 // retry runs call until it succeeds, fails for good, or the review's time
-// is up.
+// is up. A review outlives the request that started it, which may have
+// been joined by others: a caller hanging up cancels nothing.
 func (g *guard) retry(ctx context.Context, call func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.Timeout)
 	defer cancel()
 	return retry.OnError(g.opts.Backoff, func(err error) bool { return ctx.Err() == nil && transient(err) },
 		func() error { return call(ctx) })

@@ -1,6 +1,7 @@
 package metricsauth_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,6 +106,8 @@ func TestFilterOnAControlPlane(t *testing.T) {
 		{"a token the API server did not issue", "/metrics", "Bearer not-a-token", http.StatusUnauthorized, "Unauthorized"},
 		{"Prometheus", "/metrics", "Bearer " + prometheus, http.StatusOK, "metrics, and no Authorization header"},
 		{"Prometheus, scheme in lower case", "/metrics", "bearer " + prometheus, http.StatusOK, "metrics"},
+		{"Prometheus, words after the token, which the API server ignores too", "/metrics", "Bearer " + prometheus + " trailing", http.StatusOK, "metrics"},
+		{"two spaces before the token, an empty token to the API server", "/metrics", "Bearer  " + prometheus, http.StatusUnauthorized, "Unauthorized"},
 		{"Prometheus, on a path metrics-reader does not grant", "/debug/pprof/", "Bearer " + prometheus, http.StatusForbidden, "allows get on the non-resource URL /debug/pprof/"},
 		{"a service account without metrics-reader", "/metrics", "Bearer " + intruder, http.StatusForbidden, "Authorization denied for user system:serviceaccount:monitoring:intruder"},
 	}
@@ -117,6 +121,8 @@ func TestFilterOnAControlPlane(t *testing.T) {
 
 	t.Run("reviews are cached", func(t *testing.T) {
 		g := NewWithT(t)
+		status, body := get(t, operator+"/metrics", "Bearer "+prometheus)
+		g.Expect(status).To(Equal(http.StatusOK), body)
 		before := reviews.Load()
 		for range 5 {
 			status, body := get(t, operator+"/metrics", "Bearer "+prometheus)
@@ -125,7 +131,14 @@ func TestFilterOnAControlPlane(t *testing.T) {
 		g.Expect(reviews.Load() - before).To(BeZero())
 	})
 
-	t.Run("a denial is forgotten after DenyTTL, once the caller is bound", func(t *testing.T) {
+	t.Run("a denial is cached, and forgotten after DenyTTL once the caller is bound", func(t *testing.T) {
+		g := NewWithT(t)
+		status, _ := get(t, operator+"/metrics", "Bearer "+intruder)
+		g.Expect(status).To(Equal(http.StatusForbidden))
+		before := reviews.Load()
+		status, _ = get(t, operator+"/metrics", "Bearer "+intruder)
+		g.Expect(status).To(Equal(http.StatusForbidden))
+		g.Expect(reviews.Load()-before).To(BeZero(), "reviews of a denial within DenyTTL")
 		bindReader("monitoring", "intruder")
 		NewWithT(t).Eventually(func() int {
 			status, _ := get(t, operator+"/metrics", "Bearer "+intruder)
@@ -138,6 +151,46 @@ func TestFilterOnAControlPlane(t *testing.T) {
 		status, body := get(t, nobody+"/metrics", "Bearer "+prometheus)
 		NewWithT(t).Expect(status).To(Equal(http.StatusInternalServerError), body)
 		NewWithT(t).Expect(body).To(ContainSubstring("Authentication failed"))
+	})
+
+	t.Run("a review the API server could not answer is made again, whole", func(t *testing.T) {
+		g := NewWithT(t)
+		busyCfg := rest.CopyConfig(cfg)
+		busyCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:system:controller-manager"}
+		var mu sync.Mutex
+		refused := map[string]bool{}
+		var bodies []string
+		busyCfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+			return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+				if req.Method != http.MethodPost {
+					return next.RoundTrip(req)
+				}
+				body, err := io.ReadAll(req.Body)
+				if err != nil {
+					return nil, err
+				}
+				req.Body = io.NopCloser(bytes.NewReader(body))
+				mu.Lock()
+				first := !refused[req.URL.Path]
+				refused[req.URL.Path] = true
+				bodies = append(bodies, string(body))
+				mu.Unlock()
+				if first {
+					// The first review of each kind meets a busy API server.
+					return &http.Response{StatusCode: http.StatusServiceUnavailable, Request: req, Header: http.Header{"Content-Type": {"application/json"}},
+						Body: io.NopCloser(strings.NewReader(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"ServiceUnavailable","code":503}`))}, nil
+				}
+				return next.RoundTrip(req)
+			})
+		})
+		url := serveFiltered(t, busyCfg, metricsauth.Options{Backoff: wait.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 3}})
+		status, body := get(t, url+"/metrics", "Bearer "+prometheus)
+		g.Expect(status).To(Equal(http.StatusOK), body)
+		g.Expect(bodies).To(HaveLen(4), "a TokenReview and a SubjectAccessReview, each tried twice")
+		g.Expect(bodies[1]).To(Equal(bodies[0]), "the TokenReview tried again")
+		g.Expect(bodies[1]).To(ContainSubstring(prometheus))
+		g.Expect(bodies[3]).To(Equal(bodies[2]), "the SubjectAccessReview tried again")
+		g.Expect(bodies[3]).To(ContainSubstring("/metrics"))
 	})
 
 	t.Run("an API server that does not answer fails the request after the retries", func(t *testing.T) {
