@@ -49,7 +49,7 @@ func TestWriteProfileNeverTakesOverAnUnseenProfile(t *testing.T) {
 	theirs.SetName("team-a")
 	theirs.Object["spec"] = map[string]any{"owner": map[string]any{"kind": "User", "name": "carol@example.com"}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(theirs).Build()
-	r := &Reconciler{Client: c}
+	r := &Reconciler{Client: c, APIReader: c}
 
 	want := desired.ProfileObject(desired.Profile{Name: "team-a"}, "kf", "arn:aws:iam::123456789012:role/r", false)
 	_, err := r.writeProfile(context.Background(), nil, want)
@@ -390,4 +390,47 @@ func TestWriteEventsGatherConcurrentWrites(t *testing.T) {
 	g.Expect(notes[1].reason).To(Equal("RoleCreated"))
 	g.Expect(notes[1].note).To(HavePrefix("50 writes: Created IAM role r"))
 	g.Expect(notes[1].note).To(HaveSuffix("; and 40 more"))
+}
+
+// A Profile the cache has not seen yet may already exist: one this object
+// manages is brought up to date from the API server's copy instead of
+// failing the profile; anyone else's is left to the next pass, which alone
+// may decide to adopt it.
+func TestWriteProfileOnAProfileTheCacheHasNotSeen(t *testing.T) {
+	profile := desired.Profile{Name: "team-a", Owner: v1alpha1.ProfileOwner{Kind: "User", Name: "a@example.com"}}
+	want := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false)
+	for name, tc := range map[string]struct {
+		existing *unstructured.Unstructured
+		change   string
+		err      error
+	}{
+		"ours, as wanted":            {existing: want.DeepCopy()},
+		"ours, naming an older role": {existing: desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/old", false), change: "Updated"},
+		"someone else's": {existing: func() *unstructured.Unstructured {
+			u := want.DeepCopy()
+			u.SetLabels(nil)
+			return u
+		}(), err: awsiam.ErrPropagating},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			c := fake.NewClientBuilder().WithScheme(profileScheme()).WithObjects(tc.existing).Build()
+			var applied int
+			withApplies := interceptor.NewClient(c, interceptor.Funcs{
+				Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+					applied++
+					return nil
+				},
+			})
+			r := &Reconciler{Client: withApplies, APIReader: c}
+			change, err := r.writeProfile(context.Background(), nil, want)
+			if tc.err != nil {
+				g.Expect(err).To(MatchError(tc.err))
+			} else {
+				g.Expect(err).NotTo(HaveOccurred())
+			}
+			g.Expect(change).To(Equal(tc.change))
+			g.Expect(applied).To(Equal(map[bool]int{true: 1}[tc.change != ""]), "applies")
+		})
+	}
 }

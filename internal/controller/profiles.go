@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -494,6 +495,15 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 	case have == nil:
 		err := r.Client.Create(ctx, want.DeepCopy(), client.FieldOwner(FieldOwner))
 		if apierrors.IsAlreadyExists(err) {
+			// The cache had not seen it yet, as in a pass right after one
+			// that created many. One this object manages is brought up to
+			// date from the API server's copy; any other is judged by the
+			// next pass, since only reconcileProfile may decide to adopt.
+			live := desired.NewProfileObject()
+			if err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, live); err == nil &&
+				desired.ProfileOwnedBy(live, want.GetLabels()[desired.LabelOwner]) && !desired.ProfileRetained(live) {
+				return r.writeProfile(ctx, live, want)
+			}
 			return "", fmt.Errorf("%w: Kubeflow Profile %s appeared while the operator was creating it; reading it again", awsiam.ErrPropagating, name)
 		}
 		if err != nil {
@@ -518,8 +528,8 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 	case !desired.ProfileOwnedBy(have, want.GetLabels()[desired.LabelOwner]):
 		return "Adopted", r.applyProfile(ctx, want)
 	case !desired.ProfileMatches(have, want, FieldOwner):
-		if desired.QuotaToRemove(have, want, FieldOwner) {
-			if err := r.removeQuota(ctx, name); err != nil {
+		if desired.QuotaToRemove(have, want, FieldOwner) && desired.QuotaHeldByUpdate(have, FieldOwner) {
+			if err := r.removeQuota(ctx, have); err != nil {
 				return "", err
 			}
 		}
@@ -529,14 +539,27 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 }
 
 // removeQuota removes the resourceQuotaSpec the operator wrote when it
-// created the Profile, which its Update entry of the managed fields owns
-// and so no apply of the operator's can remove.
-func (r *Reconciler) removeQuota(ctx context.Context, name string) error {
+// created the Profile, which its Update entry of the managed fields holds
+// and so no apply of the operator's can remove. The patch holds only for
+// the version the pass read: a quota someone set since is not removed
+// unseen.
+func (r *Reconciler) removeQuota(ctx context.Context, have *unstructured.Unstructured) error {
 	u := desired.NewProfileObject()
-	u.SetName(name)
-	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"resourceQuotaSpec":null}}`))
-	if err := r.Client.Patch(ctx, u, patch, client.FieldOwner(FieldOwner)); err != nil {
-		return fmt.Errorf("removing the resourceQuotaSpec the spec of Kubeflow Profile %s no longer has: %w", name, err)
+	u.SetName(have.GetName())
+	raw, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": have.GetResourceVersion()},
+		"spec":     map[string]any{"resourceQuotaSpec": nil},
+	})
+	if err != nil {
+		return err
+	}
+	err = r.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(FieldOwner))
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("%w: Kubeflow Profile %s changed while the operator removed the resourceQuotaSpec the spec no longer has; reading it again",
+			awsiam.ErrPropagating, have.GetName())
+	}
+	if err != nil {
+		return fmt.Errorf("removing the resourceQuotaSpec the spec of Kubeflow Profile %s no longer has: %w", have.GetName(), err)
 	}
 	return nil
 }

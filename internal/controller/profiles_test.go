@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -806,22 +807,35 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		}
 	})
 
-	It("removes a quota it applied once the spec drops it, from the managed fields its cache keeps", Label("invariant:ownership"), func() {
+	It("removes a quota it created once the spec drops it, and leaves one someone edited since", Label("invariant:ownership"), func() {
 		cluster := testCluster()
-		name := "quota-" + cluster
+		name, edited := "quota-"+cluster, "edited-"+cluster
 		quota := corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}}
 		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
-			cr.Spec.Profiles = []v1alpha1.ProfileSpec{{Name: name, Owner: owner("q"), ResourceQuotaSpec: &quota}}
+			cr.Spec.Profiles = []v1alpha1.ProfileSpec{
+				{Name: name, Owner: owner("q"), ResourceQuotaSpec: &quota},
+				{Name: edited, Owner: owner("e"), ResourceQuotaSpec: &quota},
+			}
 		})
 		Expect(k8s.Create(ctx, cr)).To(Succeed())
 		DeferCleanup(func() { deleteAndWait(cr) })
 		eventuallyReady(cluster)
-		profile, err := getProfile(name)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(nestedString(profile, "spec", "resourceQuotaSpec", "hard", "cpu")).To(Equal("4"))
+		for _, p := range []string{name, edited} {
+			profile, err := getProfile(p)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(nestedString(profile, "spec", "resourceQuotaSpec", "hard", "cpu")).To(Equal("4"))
+		}
+		By("an admin edits one Profile's quota by hand")
+		u := desired.NewProfileObject()
+		u.SetName(edited)
+		Expect(k8s.Patch(ctx, u, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"resourceQuotaSpec":{"hard":{"memory":"8Gi"}}}}`)),
+			client.FieldOwner("kubectl-edit"))).To(Succeed())
 
-		By("the spec drops the quota: the Profile loses it, though the operator created it rather than applied it")
-		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) { cr.Spec.Profiles[0].ResourceQuotaSpec = nil })
+		By("the spec drops both quotas: the operator's own goes, though it created rather than applied it; the edited one is theirs")
+		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
+			cr.Spec.Profiles[0].ResourceQuotaSpec = nil
+			cr.Spec.Profiles[1].ResourceQuotaSpec = nil
+		})
 		Eventually(func(g Gomega) {
 			profile, err := getProfile(name)
 			g.Expect(err).NotTo(HaveOccurred())
@@ -829,16 +843,21 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 			g.Expect(found).To(BeFalse())
 		}).Should(Succeed())
 		eventuallyReady(cluster)
+		profile, err := getProfile(edited)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(nestedString(profile, "spec", "resourceQuotaSpec", "hard", "memory")).To(Equal("8Gi"))
 
-		By("and the Profile is written no more: a pass finds it as wanted")
-		path := "/apis/kubeflow.org/v1/profiles/" + name
-		updated := func() int { return operatorRequests.writes(path) }
-		before := updated()
+		By("and neither Profile is written again: a pass finds both as wanted")
+		writes := func() int {
+			return operatorRequests.writes("/apis/kubeflow.org/v1/profiles/"+name) + operatorRequests.writes("/apis/kubeflow.org/v1/profiles/"+edited)
+		}
+		before := writes()
 		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.IAM.Tags = append(cr.Spec.IAM.Tags, v1alpha1.Tag{Key: "pass", Value: "again"})
 		})
 		eventuallyReady(cluster)
-		Consistently(updated).WithTimeout(2 * time.Second).Should(Equal(before))
+		Consistently(writes).WithTimeout(2 * time.Second).Should(Equal(before))
+		Expect(nestedString(profile, "spec", "resourceQuotaSpec", "hard", "memory")).To(Equal("8Gi"))
 	})
 
 	It("reads Profiles from its cache at each pass, not from the API server", Label("invariant:minimal-calls"), func() {

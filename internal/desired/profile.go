@@ -101,24 +101,48 @@ func ProfileMatches(have, want *unstructured.Unstructured, manager string) bool 
 }
 
 // QuotaToRemove reports whether have carries a resourceQuotaSpec that
-// manager wrote and want no longer has. Applying want does not remove it
-// when manager wrote it by creating the Profile rather than by applying:
-// server-side apply removes only the fields of manager's Apply entry.
+// manager wrote, that no other manager holds any part of, and that want no
+// longer has. A quota another manager edited since, or set, is theirs.
 func QuotaToRemove(have, want *unstructured.Unstructured, manager string) bool {
 	_, haveQuota, _ := unstructured.NestedFieldNoCopy(have.Object, "spec", "resourceQuotaSpec")
 	_, wantQuota, _ := unstructured.NestedFieldNoCopy(want.Object, "spec", "resourceQuotaSpec")
-	return haveQuota && !wantQuota && managesField(have, manager, quotaField)
+	if !haveQuota || wantQuota {
+		return false
+	}
+	h := quotaHoldersOf(have, manager)
+	return (h.byUpdate || h.byApply) && !h.byOthers
 }
 
-// managesField reports whether manager's entry in the object's managedFields
-// holds a spec field.
-func managesField(u *unstructured.Unstructured, manager, field string) bool {
+// QuotaHeldByUpdate reports whether manager holds the Profile's quota by an
+// Update entry of the managed fields, as when it created the Profile: an
+// apply of manager's removes only the fields of its Apply entry, so such a
+// quota must be removed by a patch.
+func QuotaHeldByUpdate(have *unstructured.Unstructured, manager string) bool {
+	return quotaHoldersOf(have, manager).byUpdate
+}
+
+// quotaHolders says who holds a part of a Profile's resourceQuotaSpec.
+type quotaHolders struct {
+	byUpdate, byApply bool // the operator's entries
+	byOthers          bool
+}
+
+func quotaHoldersOf(u *unstructured.Unstructured, manager string) quotaHolders {
+	var h quotaHolders
 	for _, mf := range u.GetManagedFields() {
-		if mf.Manager == manager && entryHoldsSpecField(mf, field) {
-			return true
+		if !entryHoldsSpecField(mf, quotaField) {
+			continue
+		}
+		switch {
+		case mf.Manager != manager:
+			h.byOthers = true
+		case mf.Operation == metav1.ManagedFieldsOperationApply:
+			h.byApply = true
+		default:
+			h.byUpdate = true
 		}
 	}
-	return false
+	return h
 }
 
 func entryHoldsSpecField(mf metav1.ManagedFieldsEntry, field string) bool {
@@ -137,11 +161,12 @@ func entryHoldsSpecField(mf metav1.ManagedFieldsEntry, field string) bool {
 	return ok
 }
 
-// TrimManagedFields keeps of u's managed fields only what ProfileMatches
-// reads: manager's entries, each holding no field but resourceQuotaSpec,
-// and only if it held it. The manager's cache keeps Profiles so: their
-// managed fields, other managers' and the operator's own field sets, are
-// a large part of each cached Profile and are never read otherwise.
+// TrimManagedFields keeps of u's managed fields only what the operator
+// reads of them: who holds a part of resourceQuotaSpec, by which kind of
+// entry. manager's entries are kept, and other managers' that hold a part
+// of the quota; each then holds the quota or nothing. The manager's cache
+// keeps Profiles so: their field sets are a large part of each cached
+// Profile and are never read otherwise.
 func TrimManagedFields(u *unstructured.Unstructured, manager string) {
 	all := u.GetManagedFields()
 	if len(all) == 0 {
@@ -149,11 +174,12 @@ func TrimManagedFields(u *unstructured.Unstructured, manager string) {
 	}
 	kept := all[:0]
 	for _, mf := range all {
-		if mf.Manager != manager {
+		holds := entryHoldsSpecField(mf, quotaField)
+		if mf.Manager != manager && !holds {
 			continue
 		}
 		raw := `{}`
-		if entryHoldsSpecField(mf, quotaField) {
+		if holds {
 			raw = `{"f:spec":{"` + quotaField + `":{}}}`
 		}
 		mf.FieldsV1 = &metav1.FieldsV1{Raw: []byte(raw)}

@@ -24,22 +24,28 @@ func v1alpha1Owner() v1alpha1.ProfileOwner {
 func TestProfileMatches(t *testing.T) {
 	profile := desired.Profile{Name: "team-a", Owner: v1alpha1.ProfileOwner{Kind: "User", Name: "a@example.com"}}
 	want := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false)
-	withQuota := func(manager string) *unstructured.Unstructured {
+	withQuota := func(entries ...metav1.ManagedFieldsEntry) *unstructured.Unstructured {
 		have := want.DeepCopy()
 		have.Object["spec"].(map[string]any)["resourceQuotaSpec"] = map[string]any{"hard": map[string]any{"cpu": "8"}}
-		have.SetManagedFields([]metav1.ManagedFieldsEntry{{
-			Manager: manager, Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1",
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:resourceQuotaSpec":{".":{}},"f:owner":{}}}`)},
-		}})
+		have.SetManagedFields(entries)
 		return have
 	}
+	entry := func(manager string, op metav1.ManagedFieldsOperationType, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+	}
+	const quota = `{"f:spec":{"f:resourceQuotaSpec":{".":{}},"f:owner":{}}}`
+	const cpu = `{"f:spec":{"f:resourceQuotaSpec":{"f:hard":{"f:cpu":{}}}}}`
+	const operator = "awskubeflowprofiles-operator"
 	cases := map[string]struct {
 		have  *unstructured.Unstructured
 		match bool
 	}{
 		"same fields": {have: want.DeepCopy(), match: true},
-		"a quota the operator set and no longer wants": {have: withQuota("awskubeflowprofiles-operator")},
-		"a quota someone else set":                     {have: withQuota("kubectl"), match: true},
+		"a quota the operator applied and no longer wants": {have: withQuota(entry(operator, metav1.ManagedFieldsOperationApply, quota))},
+		"a quota the operator created and no longer wants": {have: withQuota(entry(operator, metav1.ManagedFieldsOperationUpdate, quota))},
+		"a quota someone else set":                         {have: withQuota(entry("kubectl", metav1.ManagedFieldsOperationUpdate, quota)), match: true},
+		"a quota the operator created and someone edited since": {have: withQuota(
+			entry(operator, metav1.ManagedFieldsOperationUpdate, quota), entry("kubectl-edit", metav1.ManagedFieldsOperationUpdate, cpu)), match: true},
 		"a plugin that lets Kubeflow write IAM, as older versions made it": {have: func() *unstructured.Unstructured {
 			have := want.DeepCopy()
 			plugin := have.Object["spec"].(map[string]any)["plugins"].([]any)[0].(map[string]any)
@@ -54,28 +60,45 @@ func TestProfileMatches(t *testing.T) {
 	}
 }
 
-// A cached Profile keeps of its managed fields only the operator's entries,
-// holding resourceQuotaSpec or nothing, and ProfileMatches reads the same
-// from it as from the whole Profile.
+// A cached Profile keeps of its managed fields who holds a part of its
+// quota, by which kind of entry: the operator's entries and the others'
+// that hold a part, each holding the quota or nothing. ProfileMatches,
+// QuotaToRemove and QuotaHeldByUpdate read the same from it as from the
+// whole Profile.
 func TestTrimManagedFields(t *testing.T) {
 	const operator = "awskubeflowprofiles-operator"
 	profile := desired.Profile{Name: "team-a", Owner: v1alpha1Owner()}
 	want := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false)
-	entry := func(manager, fields string) metav1.ManagedFieldsEntry {
-		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "kubeflow.org/v1",
+	entry := func(manager string, op metav1.ManagedFieldsOperationType, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, APIVersion: "kubeflow.org/v1",
 			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
 	}
+	const (
+		apply  = metav1.ManagedFieldsOperationApply
+		update = metav1.ManagedFieldsOperationUpdate
+	)
 	const withQuota = `{"f:metadata":{"f:labels":{"f:awskubeflowprofiles.kubeflow.aws/owner":{}}},"f:spec":{"f:owner":{"f:kind":{},"f:name":{}},"f:plugins":{},"f:resourceQuotaSpec":{".":{},"f:hard":{"f:cpu":{}}}}}`
 	const withoutQuota = `{"f:metadata":{"f:labels":{"f:awskubeflowprofiles.kubeflow.aws/owner":{}}},"f:spec":{"f:owner":{"f:kind":{},"f:name":{}},"f:plugins":{}}}`
+	const held = `{"f:spec":{"f:resourceQuotaSpec":{}}}`
+	type kept struct {
+		manager string
+		op      metav1.ManagedFieldsOperationType
+		fields  string
+	}
 	cases := map[string]struct {
 		entries []metav1.ManagedFieldsEntry
-		kept    []string // the kept entries' field sets, in order
+		kept    []kept
 	}{
-		"none":                                    {},
-		"the operator's, holding the quota":       {entries: []metav1.ManagedFieldsEntry{entry(operator, withQuota)}, kept: []string{`{"f:spec":{"f:resourceQuotaSpec":{}}}`}},
-		"the operator's, without the quota":       {entries: []metav1.ManagedFieldsEntry{entry(operator, withoutQuota)}, kept: []string{`{}`}},
-		"another manager's only":                  {entries: []metav1.ManagedFieldsEntry{entry("kubectl", withQuota)}},
-		"another manager's holding the quota too": {entries: []metav1.ManagedFieldsEntry{entry("kubectl", withQuota), entry(operator, withoutQuota)}, kept: []string{`{}`}},
+		"none": {},
+		"the operator's apply, holding the quota":  {entries: []metav1.ManagedFieldsEntry{entry(operator, apply, withQuota)}, kept: []kept{{operator, apply, held}}},
+		"the operator's create, holding the quota": {entries: []metav1.ManagedFieldsEntry{entry(operator, update, withQuota)}, kept: []kept{{operator, update, held}}},
+		"the operator's, without the quota":        {entries: []metav1.ManagedFieldsEntry{entry(operator, apply, withoutQuota)}, kept: []kept{{operator, apply, `{}`}}},
+		"another manager's, without the quota":     {entries: []metav1.ManagedFieldsEntry{entry("kubectl", update, withoutQuota)}},
+		"another manager's, holding the quota":     {entries: []metav1.ManagedFieldsEntry{entry("kubectl", update, withQuota)}, kept: []kept{{"kubectl", update, held}}},
+		"the operator's create and an edit of the quota since": {
+			entries: []metav1.ManagedFieldsEntry{entry(operator, update, withQuota), entry("kubectl-edit", update, `{"f:spec":{"f:resourceQuotaSpec":{"f:hard":{"f:memory":{}}}}}`), entry("other", update, withoutQuota)},
+			kept:    []kept{{operator, update, held}, {"kubectl-edit", update, held}},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -85,17 +108,30 @@ func TestTrimManagedFields(t *testing.T) {
 			if tc.entries != nil {
 				have.SetManagedFields(tc.entries)
 			}
-			whole := desired.ProfileMatches(have, want, operator)
+			matches, remove, byUpdate := desired.ProfileMatches(have, want, operator), desired.QuotaToRemove(have, want, operator), desired.QuotaHeldByUpdate(have, operator)
 			desired.TrimManagedFields(have, operator)
-			var kept []string
+			var got []kept
 			for _, mf := range have.GetManagedFields() {
-				g.Expect(mf.Manager).To(Equal(operator))
-				kept = append(kept, string(mf.FieldsV1.Raw))
+				got = append(got, kept{mf.Manager, mf.Operation, string(mf.FieldsV1.Raw)})
 			}
-			g.Expect(kept).To(Equal(tc.kept))
-			g.Expect(desired.ProfileMatches(have, want, operator)).To(Equal(whole), "ProfileMatches on the trimmed Profile")
+			g.Expect(got).To(Equal(tc.kept))
+			g.Expect(desired.ProfileMatches(have, want, operator)).To(Equal(matches), "ProfileMatches on the trimmed Profile")
+			g.Expect(desired.QuotaToRemove(have, want, operator)).To(Equal(remove), "QuotaToRemove on the trimmed Profile")
+			g.Expect(desired.QuotaHeldByUpdate(have, operator)).To(Equal(byUpdate), "QuotaHeldByUpdate on the trimmed Profile")
 			_, found, _ := unstructured.NestedFieldNoCopy(have.Object, "metadata", "managedFields")
 			g.Expect(found).To(Equal(len(tc.kept) > 0))
 		})
+	}
+}
+
+// The quota is removed by a patch only where the operator's Update entry
+// holds it; where its Apply entry does, the apply removes it.
+func TestQuotaHeldByUpdate(t *testing.T) {
+	const operator = "awskubeflowprofiles-operator"
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	for op, want := range map[metav1.ManagedFieldsOperationType]bool{metav1.ManagedFieldsOperationUpdate: true, metav1.ManagedFieldsOperationApply: false} {
+		u.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: operator, Operation: op, FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:resourceQuotaSpec":{}}}`)}}})
+		NewWithT(t).Expect(desired.QuotaHeldByUpdate(u, operator)).To(Equal(want), string(op))
 	}
 }
