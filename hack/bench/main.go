@@ -39,6 +39,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -267,16 +268,21 @@ func measure(ctx context.Context, awsEnv *awsiamtest.Env, assets, root, manager 
 	res.steadyWrites = (total(steady) - reads(steady)) / 2
 
 	awsEnv.Chaos.ResetCalls()
-	if err := c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
-		return res, err
-	}
-	edited := cr.Spec.Profiles[n/2]
-	edited.ManagedPolicyARNs = policies
-	cr.Spec.Profiles[n/2] = edited
-	role := desired.ProfileRoleName(edited.Name, cluster)
-	start = time.Now()
-	if err := c.Update(ctx, cr); err != nil {
-		return res, err
+	var role string
+	// The operator writes the status meanwhile, which changes the object's
+	// version: an edit that lost that race is made again on a fresh read.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+			return err
+		}
+		edited := cr.Spec.Profiles[n/2]
+		edited.ManagedPolicyARNs = policies
+		cr.Spec.Profiles[n/2] = edited
+		role = desired.ProfileRoleName(edited.Name, cluster)
+		start = time.Now()
+		return c.Update(ctx, cr)
+	}); err != nil {
+		return res, fmt.Errorf("editing one profile: %w", err)
 	}
 	if err := waitReady(ctx, c, cr, 10*time.Minute); err != nil {
 		return res, fmt.Errorf("waiting for the edit: %w", err)
