@@ -180,11 +180,8 @@ func (g *guard) authenticate(ctx context.Context, token string) (user *authentic
 	}
 	v, err, _ := g.inflight.Do("token\x00"+key, func() (any, error) {
 		request := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
-		var review *authenticationv1.TokenReview
-		err := g.retry(ctx, func(ctx context.Context) error {
-			var err error
-			review, err = g.tokens.Create(ctx, request, metav1.CreateOptions{})
-			return err
+		review, err := retried(g, ctx, func(ctx context.Context) (*authenticationv1.TokenReview, error) {
+			return g.tokens.Create(ctx, request, metav1.CreateOptions{})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("creating a TokenReview: %w", err)
@@ -229,11 +226,8 @@ func (g *guard) authorize(ctx context.Context, user *authenticationv1.UserInfo, 
 	}
 	v, err, _ := g.inflight.Do("access\x00"+key, func() (any, error) {
 		request := &authorizationv1.SubjectAccessReview{Spec: spec}
-		var review *authorizationv1.SubjectAccessReview
-		err := g.retry(ctx, func(ctx context.Context) error {
-			var err error
-			review, err = g.access.Create(ctx, request, metav1.CreateOptions{})
-			return err
+		review, err := retried(g, ctx, func(ctx context.Context) (*authorizationv1.SubjectAccessReview, error) {
+			return g.access.Create(ctx, request, metav1.CreateOptions{})
 		})
 		if err != nil {
 			return false, fmt.Errorf("creating a SubjectAccessReview: %w", err)
@@ -260,6 +254,18 @@ func (g *guard) retry(ctx context.Context, call func(context.Context) error) err
 	defer cancel()
 	return retry.OnError(g.opts.Backoff, func(err error) bool { return ctx.Err() == nil && transient(err) },
 		func() error { return call(ctx) })
+}
+
+// retried is g.retry of a call with a result. Each try sends the same
+// request: a failed try's result, which client-go returns empty, is no input.
+func retried[T any](g *guard, ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	var out T
+	err := g.retry(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = call(ctx)
+		return err
+	})
+	return out, err
 }
 
 // transient errors are worth another try: the API server was busy,
