@@ -18,6 +18,10 @@ var errNamespaceMissing = errors.New("namespace does not exist")
 // errDiscovery marks a failure to discover the account or the issuer.
 var errDiscovery = errors.New("discovery failed")
 
+// errProfileChanged marks a Kubeflow Profile that changed under a pass,
+// or that the cache had not seen yet: read again shortly.
+var errProfileChanged = errors.New("the Kubeflow Profile changed while the operator wrote it")
+
 // Retry delays for failures that resolve on their own.
 const (
 	propagationDelay = 5 * time.Second
@@ -68,6 +72,8 @@ func failure(err error) (outcome, time.Duration) {
 		return stalled(v1alpha1.LimitExceededReason)
 	case errors.Is(err, awsiam.ErrPropagating):
 		return retry(v1alpha1.WaitingForIAMPropagationReason, propagationDelay)
+	case errors.Is(err, errProfileChanged):
+		return retry(v1alpha1.KubernetesErrorReason, propagationDelay)
 	case awsiam.IsThrottled(err):
 		return retry(v1alpha1.ThrottledReason, throttleDelay)
 	case errors.Is(err, errDiscovery) && awsiam.IsTerminal(err):

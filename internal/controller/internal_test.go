@@ -53,7 +53,7 @@ func TestWriteProfileNeverTakesOverAnUnseenProfile(t *testing.T) {
 
 	want := desired.ProfileObject(desired.Profile{Name: "team-a"}, "kf", "arn:aws:iam::123456789012:role/r", false)
 	_, err := r.writeProfile(context.Background(), nil, want)
-	g.Expect(err).To(MatchError(awsiam.ErrPropagating))
+	g.Expect(err).To(MatchError(errProfileChanged))
 
 	now := desired.NewProfileObject()
 	g.Expect(c.Get(context.Background(), client.ObjectKey{Name: "team-a"}, now)).To(Succeed())
@@ -410,7 +410,17 @@ func TestWriteProfileOnAProfileTheCacheHasNotSeen(t *testing.T) {
 			u := want.DeepCopy()
 			u.SetLabels(nil)
 			return u
-		}(), err: awsiam.ErrPropagating},
+		}(), err: errProfileChanged},
+		"ours, adopted: its annotation is not the want's to drop": {existing: func() *unstructured.Unstructured {
+			u := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/old", true)
+			return u
+		}(), err: errProfileChanged},
+		"ours, being deleted": {existing: func() *unstructured.Unstructured {
+			u := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/old", false)
+			u.SetFinalizers([]string{"profile-finalizer"})
+			u.SetDeletionTimestamp(&metav1.Time{Time: time.Now()})
+			return u
+		}(), err: errProfileChanged},
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -433,4 +443,32 @@ func TestWriteProfileOnAProfileTheCacheHasNotSeen(t *testing.T) {
 			g.Expect(applied).To(Equal(map[bool]int{true: 1}[tc.change != ""]), "applies")
 		})
 	}
+}
+
+// A quota the operator created is removed only at the version the pass
+// read: one someone changed since is read again, not removed unseen.
+func TestRemoveQuotaHoldsForTheVersionRead(t *testing.T) {
+	g := NewWithT(t)
+	profile := desired.Profile{Name: "team-a", Owner: v1alpha1.ProfileOwner{Kind: "User", Name: "a@example.com"}}
+	stored := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false)
+	stored.Object["spec"].(map[string]any)["resourceQuotaSpec"] = map[string]any{"hard": map[string]any{"cpu": "4"}}
+	c := fake.NewClientBuilder().WithScheme(profileScheme()).WithObjects(stored).Build()
+	read := desired.NewProfileObject()
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Name: "team-a"}, read)).To(Succeed())
+	// Someone writes the Profile after the pass read it.
+	changed := read.DeepCopy()
+	changed.SetAnnotations(map[string]string{"edited": "true"})
+	g.Expect(c.Update(context.Background(), changed)).To(Succeed())
+
+	r := &Reconciler{Client: c}
+	g.Expect(r.removeQuota(context.Background(), read)).To(MatchError(errProfileChanged))
+	now := desired.NewProfileObject()
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Name: "team-a"}, now)).To(Succeed())
+	_, found, _ := unstructured.NestedMap(now.Object, "spec", "resourceQuotaSpec")
+	g.Expect(found).To(BeTrue(), "the quota is still there")
+
+	g.Expect(r.removeQuota(context.Background(), now)).To(Succeed())
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Name: "team-a"}, now)).To(Succeed())
+	_, found, _ = unstructured.NestedMap(now.Object, "spec", "resourceQuotaSpec")
+	g.Expect(found).To(BeFalse(), "removed at the version read")
 }

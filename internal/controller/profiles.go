@@ -496,15 +496,19 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 		err := r.Client.Create(ctx, want.DeepCopy(), client.FieldOwner(FieldOwner))
 		if apierrors.IsAlreadyExists(err) {
 			// The cache had not seen it yet, as in a pass right after one
-			// that created many. One this object manages is brought up to
-			// date from the API server's copy; any other is judged by the
-			// next pass, since only reconcileProfile may decide to adopt.
+			// that created many. One this object manages, that is not
+			// going, retained or adopted, is brought up to date from the
+			// API server's copy; any other is judged by the next pass,
+			// since only reconcileProfile may decide what to do with it.
 			live := desired.NewProfileObject()
-			if err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, live); err == nil &&
-				desired.ProfileOwnedBy(live, want.GetLabels()[desired.LabelOwner]) && !desired.ProfileRetained(live) {
+			switch err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, live); {
+			case err != nil && !apierrors.IsNotFound(err):
+				return "", fmt.Errorf("reading Kubeflow Profile %s, which appeared while the operator was creating it: %w", name, err)
+			case err == nil && live.GetDeletionTimestamp().IsZero() && desired.ProfileOwnedBy(live, want.GetLabels()[desired.LabelOwner]) &&
+				!desired.ProfileRetained(live) && !desired.ProfileAdopted(live):
 				return r.writeProfile(ctx, live, want)
 			}
-			return "", fmt.Errorf("%w: Kubeflow Profile %s appeared while the operator was creating it; reading it again", awsiam.ErrPropagating, name)
+			return "", fmt.Errorf("%w: Kubeflow Profile %s appeared while the operator was creating it; reading it again", errProfileChanged, name)
 		}
 		if err != nil {
 			return "", fmt.Errorf("creating Kubeflow Profile %s: %w", name, err)
@@ -528,7 +532,7 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 	case !desired.ProfileOwnedBy(have, want.GetLabels()[desired.LabelOwner]):
 		return "Adopted", r.applyProfile(ctx, want)
 	case !desired.ProfileMatches(have, want, FieldOwner):
-		if desired.QuotaToRemove(have, want, FieldOwner) && desired.QuotaHeldByUpdate(have, FieldOwner) {
+		if desired.QuotaToReset(have, want, FieldOwner) {
 			if err := r.removeQuota(ctx, have); err != nil {
 				return "", err
 			}
@@ -540,7 +544,8 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 
 // removeQuota removes the resourceQuotaSpec the operator wrote when it
 // created the Profile, which its Update entry of the managed fields holds
-// and so no apply of the operator's can remove. The patch holds only for
+// and so no apply of the operator's can remove or shrink; the apply that
+// follows sets the quota the spec wants, if any, as its own. The patch holds only for
 // the version the pass read: a quota someone set since is not removed
 // unseen.
 func (r *Reconciler) removeQuota(ctx context.Context, have *unstructured.Unstructured) error {
@@ -555,11 +560,11 @@ func (r *Reconciler) removeQuota(ctx context.Context, have *unstructured.Unstruc
 	}
 	err = r.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(FieldOwner))
 	if apierrors.IsConflict(err) {
-		return fmt.Errorf("%w: Kubeflow Profile %s changed while the operator removed the resourceQuotaSpec the spec no longer has; reading it again",
-			awsiam.ErrPropagating, have.GetName())
+		return fmt.Errorf("%w: Kubeflow Profile %s changed while the operator removed the resourceQuotaSpec it wrote; reading it again",
+			errProfileChanged, have.GetName())
 	}
 	if err != nil {
-		return fmt.Errorf("removing the resourceQuotaSpec the spec of Kubeflow Profile %s no longer has: %w", have.GetName(), err)
+		return fmt.Errorf("removing the resourceQuotaSpec the operator wrote in Kubeflow Profile %s, to apply the spec's: %w", have.GetName(), err)
 	}
 	return nil
 }

@@ -807,23 +807,32 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		}
 	})
 
-	It("removes a quota it created once the spec drops it, and leaves one someone edited since", Label("invariant:ownership"), func() {
+	It("removes or changes a quota it created as the spec says, and leaves one someone edited since", Label("invariant:ownership"), func() {
 		cluster := testCluster()
-		name, edited := "quota-"+cluster, "edited-"+cluster
+		name, changed, edited := "quota-"+cluster, "changed-"+cluster, "edited-"+cluster
 		quota := corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}}
 		cr := newCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.Profiles = []v1alpha1.ProfileSpec{
 				{Name: name, Owner: owner("q"), ResourceQuotaSpec: &quota},
+				{Name: changed, Owner: owner("c"), ResourceQuotaSpec: &quota},
 				{Name: edited, Owner: owner("e"), ResourceQuotaSpec: &quota},
 			}
 		})
 		Expect(k8s.Create(ctx, cr)).To(Succeed())
 		DeferCleanup(func() { deleteAndWait(cr) })
 		eventuallyReady(cluster)
-		for _, p := range []string{name, edited} {
+		hard := func(p string) map[string]any {
+			GinkgoHelper()
 			profile, err := getProfile(p)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(nestedString(profile, "spec", "resourceQuotaSpec", "hard", "cpu")).To(Equal("4"))
+			h, found, _ := unstructured.NestedMap(profile.Object, "spec", "resourceQuotaSpec", "hard")
+			if !found {
+				return nil
+			}
+			return h
+		}
+		for _, p := range []string{name, changed, edited} {
+			Expect(hard(p)).To(Equal(map[string]any{"cpu": "4"}))
 		}
 		By("an admin edits one Profile's quota by hand")
 		u := desired.NewProfileObject()
@@ -831,25 +840,26 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		Expect(k8s.Patch(ctx, u, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"resourceQuotaSpec":{"hard":{"memory":"8Gi"}}}}`)),
 			client.FieldOwner("kubectl-edit"))).To(Succeed())
 
-		By("the spec drops both quotas: the operator's own goes, though it created rather than applied it; the edited one is theirs")
+		By("the spec drops two quotas and changes one: the operator's own follow, though it created rather than applied them; the edited one is theirs")
+		memory := corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}
 		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
 			cr.Spec.Profiles[0].ResourceQuotaSpec = nil
-			cr.Spec.Profiles[1].ResourceQuotaSpec = nil
+			cr.Spec.Profiles[1].ResourceQuotaSpec = &memory
+			cr.Spec.Profiles[2].ResourceQuotaSpec = nil
 		})
 		Eventually(func(g Gomega) {
-			profile, err := getProfile(name)
-			g.Expect(err).NotTo(HaveOccurred())
-			_, found, _ := unstructured.NestedMap(profile.Object, "spec", "resourceQuotaSpec")
-			g.Expect(found).To(BeFalse())
+			g.Expect(hard(name)).To(BeNil())
+			g.Expect(hard(changed)).To(Equal(map[string]any{"memory": "2Gi"}))
 		}).Should(Succeed())
 		eventuallyReady(cluster)
-		profile, err := getProfile(edited)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(nestedString(profile, "spec", "resourceQuotaSpec", "hard", "memory")).To(Equal("8Gi"))
 
-		By("and neither Profile is written again: a pass finds both as wanted")
+		By("and no Profile is written again: a pass finds each as wanted")
 		writes := func() int {
-			return operatorRequests.writes("/apis/kubeflow.org/v1/profiles/"+name) + operatorRequests.writes("/apis/kubeflow.org/v1/profiles/"+edited)
+			n := 0
+			for _, p := range []string{name, changed, edited} {
+				n += operatorRequests.writes("/apis/kubeflow.org/v1/profiles/" + p)
+			}
+			return n
 		}
 		before := writes()
 		updateCR(cluster, func(cr *v1alpha1.AwsKubeflowProfiles) {
@@ -857,7 +867,8 @@ var _ = Describe("Profiles", Label("profile-role", "profile"), func() {
 		})
 		eventuallyReady(cluster)
 		Consistently(writes).WithTimeout(2 * time.Second).Should(Equal(before))
-		Expect(nestedString(profile, "spec", "resourceQuotaSpec", "hard", "memory")).To(Equal("8Gi"))
+		Expect(hard(edited)).To(Equal(map[string]any{"cpu": "4", "memory": "8Gi"}), "the edited quota, left whole")
+		Expect(hard(changed)).To(Equal(map[string]any{"memory": "2Gi"}))
 	})
 
 	It("reads Profiles from its cache at each pass, not from the API server", Label("invariant:minimal-calls"), func() {

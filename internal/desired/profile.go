@@ -92,12 +92,57 @@ func ProfileMatches(have, want *unstructured.Unstructured, manager string) bool 
 	}
 	haveSpec, _, _ := unstructured.NestedMap(have.Object, "spec")
 	wantSpec, _, _ := unstructured.NestedMap(want.Object, "spec")
+	h := quotaHoldersOf(have, manager)
 	for k, v := range wantSpec {
+		if k == "resourceQuotaSpec" && h.byOthers {
+			// Parts someone else added are theirs: the operator's quota
+			// only has to be there.
+			if !covers(normalize(haveSpec[k]), normalize(v)) {
+				return false
+			}
+			continue
+		}
 		if !equality.Semantic.DeepEqual(normalize(haveSpec[k]), normalize(v)) {
 			return false
 		}
 	}
 	return !QuotaToRemove(have, want, manager)
+}
+
+// covers reports whether have holds every field of want with its value.
+func covers(have, want any) bool {
+	wantMap, ok := want.(map[string]any)
+	if !ok {
+		return equality.Semantic.DeepEqual(have, want)
+	}
+	haveMap, ok := have.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, v := range wantMap {
+		if !covers(haveMap[k], v) {
+			return false
+		}
+	}
+	return true
+}
+
+// QuotaToReset reports whether the quota must be removed by a patch before
+// want is applied: the operator holds it by an Update entry, as when it
+// created the Profile, no one else holds a part of it, and it differs from
+// want's. An apply of the operator's removes or shrinks only what its Apply
+// entry holds; after the patch and the apply, the Apply entry holds it.
+func QuotaToReset(have, want *unstructured.Unstructured, manager string) bool {
+	haveQuota, found, _ := unstructured.NestedFieldNoCopy(have.Object, "spec", "resourceQuotaSpec")
+	if !found {
+		return false
+	}
+	h := quotaHoldersOf(have, manager)
+	if !h.byUpdate || h.byOthers {
+		return false
+	}
+	wantQuota, _, _ := unstructured.NestedFieldNoCopy(want.Object, "spec", "resourceQuotaSpec")
+	return !equality.Semantic.DeepEqual(normalize(haveQuota), normalize(wantQuota))
 }
 
 // QuotaToRemove reports whether have carries a resourceQuotaSpec that
@@ -113,14 +158,6 @@ func QuotaToRemove(have, want *unstructured.Unstructured, manager string) bool {
 	return (h.byUpdate || h.byApply) && !h.byOthers
 }
 
-// QuotaHeldByUpdate reports whether manager holds the Profile's quota by an
-// Update entry of the managed fields, as when it created the Profile: an
-// apply of manager's removes only the fields of its Apply entry, so such a
-// quota must be removed by a patch.
-func QuotaHeldByUpdate(have *unstructured.Unstructured, manager string) bool {
-	return quotaHoldersOf(have, manager).byUpdate
-}
-
 // quotaHolders says who holds a part of a Profile's resourceQuotaSpec.
 type quotaHolders struct {
 	byUpdate, byApply bool // the operator's entries
@@ -130,12 +167,14 @@ type quotaHolders struct {
 func quotaHoldersOf(u *unstructured.Unstructured, manager string) quotaHolders {
 	var h quotaHolders
 	for _, mf := range u.GetManagedFields() {
-		if !entryHoldsSpecField(mf, quotaField) {
-			continue
-		}
+		held, part := quotaHeld(mf)
 		switch {
+		case !held:
 		case mf.Manager != manager:
-			h.byOthers = true
+			// Kubeflow's controller writes an empty resourceQuotaSpec with
+			// every update (its Go field is no pointer): holding the bare
+			// field is holding none of the quota.
+			h.byOthers = h.byOthers || part
 		case mf.Operation == metav1.ManagedFieldsOperationApply:
 			h.byApply = true
 		default:
@@ -145,28 +184,35 @@ func quotaHoldersOf(u *unstructured.Unstructured, manager string) quotaHolders {
 	return h
 }
 
-func entryHoldsSpecField(mf metav1.ManagedFieldsEntry, field string) bool {
+// quotaHeld says whether the entry holds the resourceQuotaSpec field, and
+// whether it holds a part of it beyond the bare field.
+func quotaHeld(mf metav1.ManagedFieldsEntry) (held, part bool) {
 	if mf.FieldsV1 == nil {
-		return false
+		return false, false
 	}
 	var fields map[string]any
 	if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
-		return false
+		return false, false
 	}
-	spec, ok := fields["f:spec"].(map[string]any)
-	if !ok {
-		return false
+	spec, _ := fields["f:spec"].(map[string]any)
+	quota, held := spec[quotaField].(map[string]any)
+	if !held {
+		return false, false
 	}
-	_, ok = spec[field]
-	return ok
+	for k := range quota {
+		if k != "." {
+			return true, true
+		}
+	}
+	return true, false
 }
 
 // TrimManagedFields keeps of u's managed fields only what the operator
-// reads of them: who holds a part of resourceQuotaSpec, by which kind of
-// entry. manager's entries are kept, and other managers' that hold a part
-// of the quota; each then holds the quota or nothing. The manager's cache
-// keeps Profiles so: their field sets are a large part of each cached
-// Profile and are never read otherwise.
+// reads of them: who holds the resourceQuotaSpec field or a part of it, by
+// which kind of entry. manager's entries are kept, and other managers' that
+// hold a part of the quota; each then holds a part, the bare field, or
+// nothing. The manager's cache keeps Profiles so: their field sets are a
+// large part of each cached Profile and are never read otherwise.
 func TrimManagedFields(u *unstructured.Unstructured, manager string) {
 	all := u.GetManagedFields()
 	if len(all) == 0 {
@@ -174,12 +220,15 @@ func TrimManagedFields(u *unstructured.Unstructured, manager string) {
 	}
 	kept := all[:0]
 	for _, mf := range all {
-		holds := entryHoldsSpecField(mf, quotaField)
-		if mf.Manager != manager && !holds {
+		held, part := quotaHeld(mf)
+		if mf.Manager != manager && !part {
 			continue
 		}
 		raw := `{}`
-		if holds {
+		switch {
+		case part:
+			raw = `{"f:spec":{"` + quotaField + `":{"f:hard":{}}}}`
+		case held:
 			raw = `{"f:spec":{"` + quotaField + `":{}}}`
 		}
 		mf.FieldsV1 = &metav1.FieldsV1{Raw: []byte(raw)}

@@ -46,6 +46,8 @@ func TestProfileMatches(t *testing.T) {
 		"a quota someone else set":                         {have: withQuota(entry("kubectl", metav1.ManagedFieldsOperationUpdate, quota)), match: true},
 		"a quota the operator created and someone edited since": {have: withQuota(
 			entry(operator, metav1.ManagedFieldsOperationUpdate, quota), entry("kubectl-edit", metav1.ManagedFieldsOperationUpdate, cpu)), match: true},
+		"a quota the operator applied, beside Kubeflow's empty resourceQuotaSpec": {have: withQuota(
+			entry(operator, metav1.ManagedFieldsOperationApply, quota), entry("kubeflow", metav1.ManagedFieldsOperationUpdate, `{"f:spec":{"f:resourceQuotaSpec":{}}}`))},
 		"a plugin that lets Kubeflow write IAM, as older versions made it": {have: func() *unstructured.Unstructured {
 			have := want.DeepCopy()
 			plugin := have.Object["spec"].(map[string]any)["plugins"].([]any)[0].(map[string]any)
@@ -80,6 +82,7 @@ func TestTrimManagedFields(t *testing.T) {
 	const withQuota = `{"f:metadata":{"f:labels":{"f:awskubeflowprofiles.kubeflow.aws/owner":{}}},"f:spec":{"f:owner":{"f:kind":{},"f:name":{}},"f:plugins":{},"f:resourceQuotaSpec":{".":{},"f:hard":{"f:cpu":{}}}}}`
 	const withoutQuota = `{"f:metadata":{"f:labels":{"f:awskubeflowprofiles.kubeflow.aws/owner":{}}},"f:spec":{"f:owner":{"f:kind":{},"f:name":{}},"f:plugins":{}}}`
 	const held = `{"f:spec":{"f:resourceQuotaSpec":{}}}`
+	const part = `{"f:spec":{"f:resourceQuotaSpec":{"f:hard":{}}}}`
 	type kept struct {
 		manager string
 		op      metav1.ManagedFieldsOperationType
@@ -90,14 +93,16 @@ func TestTrimManagedFields(t *testing.T) {
 		kept    []kept
 	}{
 		"none": {},
-		"the operator's apply, holding the quota":  {entries: []metav1.ManagedFieldsEntry{entry(operator, apply, withQuota)}, kept: []kept{{operator, apply, held}}},
-		"the operator's create, holding the quota": {entries: []metav1.ManagedFieldsEntry{entry(operator, update, withQuota)}, kept: []kept{{operator, update, held}}},
+		"the operator's apply, holding the quota":  {entries: []metav1.ManagedFieldsEntry{entry(operator, apply, withQuota)}, kept: []kept{{operator, apply, part}}},
+		"the operator's create, holding the quota": {entries: []metav1.ManagedFieldsEntry{entry(operator, update, withQuota)}, kept: []kept{{operator, update, part}}},
+		"Kubeflow's empty resourceQuotaSpec":       {entries: []metav1.ManagedFieldsEntry{entry(operator, apply, withQuota), entry("kubeflow", update, held)}, kept: []kept{{operator, apply, part}}},
+		"the operator's bare field":                {entries: []metav1.ManagedFieldsEntry{entry(operator, update, held)}, kept: []kept{{operator, update, held}}},
 		"the operator's, without the quota":        {entries: []metav1.ManagedFieldsEntry{entry(operator, apply, withoutQuota)}, kept: []kept{{operator, apply, `{}`}}},
 		"another manager's, without the quota":     {entries: []metav1.ManagedFieldsEntry{entry("kubectl", update, withoutQuota)}},
-		"another manager's, holding the quota":     {entries: []metav1.ManagedFieldsEntry{entry("kubectl", update, withQuota)}, kept: []kept{{"kubectl", update, held}}},
+		"another manager's, holding the quota":     {entries: []metav1.ManagedFieldsEntry{entry("kubectl", update, withQuota)}, kept: []kept{{"kubectl", update, part}}},
 		"the operator's create and an edit of the quota since": {
 			entries: []metav1.ManagedFieldsEntry{entry(operator, update, withQuota), entry("kubectl-edit", update, `{"f:spec":{"f:resourceQuotaSpec":{"f:hard":{"f:memory":{}}}}}`), entry("other", update, withoutQuota)},
-			kept:    []kept{{operator, update, held}, {"kubectl-edit", update, held}},
+			kept:    []kept{{operator, update, part}, {"kubectl-edit", update, part}},
 		},
 	}
 	for name, tc := range cases {
@@ -108,7 +113,7 @@ func TestTrimManagedFields(t *testing.T) {
 			if tc.entries != nil {
 				have.SetManagedFields(tc.entries)
 			}
-			matches, remove, byUpdate := desired.ProfileMatches(have, want, operator), desired.QuotaToRemove(have, want, operator), desired.QuotaHeldByUpdate(have, operator)
+			matches, remove, reset := desired.ProfileMatches(have, want, operator), desired.QuotaToRemove(have, want, operator), desired.QuotaToReset(have, want, operator)
 			desired.TrimManagedFields(have, operator)
 			var got []kept
 			for _, mf := range have.GetManagedFields() {
@@ -117,21 +122,47 @@ func TestTrimManagedFields(t *testing.T) {
 			g.Expect(got).To(Equal(tc.kept))
 			g.Expect(desired.ProfileMatches(have, want, operator)).To(Equal(matches), "ProfileMatches on the trimmed Profile")
 			g.Expect(desired.QuotaToRemove(have, want, operator)).To(Equal(remove), "QuotaToRemove on the trimmed Profile")
-			g.Expect(desired.QuotaHeldByUpdate(have, operator)).To(Equal(byUpdate), "QuotaHeldByUpdate on the trimmed Profile")
+			g.Expect(desired.QuotaToReset(have, want, operator)).To(Equal(reset), "QuotaToReset on the trimmed Profile")
 			_, found, _ := unstructured.NestedFieldNoCopy(have.Object, "metadata", "managedFields")
 			g.Expect(found).To(Equal(len(tc.kept) > 0))
 		})
 	}
 }
 
-// The quota is removed by a patch only where the operator's Update entry
-// holds it; where its Apply entry does, the apply removes it.
-func TestQuotaHeldByUpdate(t *testing.T) {
+// The quota is removed by a patch before the apply only where the
+// operator's Update entry holds it (it created the Profile), no one else
+// holds a part, and it differs from the spec's; an Apply entry's quota the
+// apply itself removes or shrinks.
+func TestQuotaToReset(t *testing.T) {
 	const operator = "awskubeflowprofiles-operator"
-	u := &unstructured.Unstructured{Object: map[string]any{}}
-	for op, want := range map[metav1.ManagedFieldsOperationType]bool{metav1.ManagedFieldsOperationUpdate: true, metav1.ManagedFieldsOperationApply: false} {
-		u.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: operator, Operation: op, FieldsType: "FieldsV1",
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:resourceQuotaSpec":{}}}`)}}})
-		NewWithT(t).Expect(desired.QuotaHeldByUpdate(u, operator)).To(Equal(want), string(op))
+	profile := desired.Profile{Name: "team-a", Owner: v1alpha1Owner()}
+	quota := func(cpu string) *unstructured.Unstructured {
+		u := desired.ProfileObject(profile, "kf", "arn:aws:iam::123456789012:role/r", false)
+		if cpu != "" {
+			u.Object["spec"].(map[string]any)["resourceQuotaSpec"] = map[string]any{"hard": map[string]any{"cpu": cpu}}
+		}
+		return u
+	}
+	entry := func(manager string, op metav1.ManagedFieldsOperationType) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:resourceQuotaSpec":{".":{},"f:hard":{"f:cpu":{}}}}}`)}}
+	}
+	for name, tc := range map[string]struct {
+		entries    []metav1.ManagedFieldsEntry
+		have, want string
+		reset      bool
+	}{
+		"created, dropped from the spec": {entries: []metav1.ManagedFieldsEntry{entry(operator, metav1.ManagedFieldsOperationUpdate)}, have: "4", reset: true},
+		"created, changed in the spec":   {entries: []metav1.ManagedFieldsEntry{entry(operator, metav1.ManagedFieldsOperationUpdate)}, have: "4", want: "8", reset: true},
+		"created, unchanged":             {entries: []metav1.ManagedFieldsEntry{entry(operator, metav1.ManagedFieldsOperationUpdate)}, have: "4", want: "4"},
+		"applied, dropped from the spec": {entries: []metav1.ManagedFieldsEntry{entry(operator, metav1.ManagedFieldsOperationApply)}, have: "4"},
+		"created, and edited by someone": {entries: []metav1.ManagedFieldsEntry{entry(operator, metav1.ManagedFieldsOperationUpdate), entry("kubectl-edit", metav1.ManagedFieldsOperationUpdate)}, have: "4"},
+		"no quota on the Profile":        {entries: []metav1.ManagedFieldsEntry{entry(operator, metav1.ManagedFieldsOperationUpdate)}, want: "4"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			have := quota(tc.have)
+			have.SetManagedFields(tc.entries)
+			NewWithT(t).Expect(desired.QuotaToReset(have, quota(tc.want), operator)).To(Equal(tc.reset))
+		})
 	}
 }
