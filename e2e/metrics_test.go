@@ -66,9 +66,14 @@ var _ = Describe("Metrics", func() {
 		scraper, stranger := token("scraper"), token("stranger")
 
 		By("refusing a caller without a token, and one whose account is not bound")
-		status, body := scrape(ctx, url, "")
-		Expect(status).To(Equal(http.StatusUnauthorized), body)
-		status, body = scrape(ctx, url, stranger)
+		// The endpoint may still be starting, as right after the faults
+		// spec restarts the operator, or the Service has no endpoint yet.
+		Eventually(func(g Gomega) {
+			status, body, err := scrapeOnce(ctx, url, "")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(status).To(Equal(http.StatusUnauthorized), body)
+		}).Should(Succeed())
+		status, body := scrape(ctx, url, stranger)
 		Expect(status).To(Equal(http.StatusForbidden), body)
 		Expect(body).To(ContainSubstring("system:serviceaccount:" + ns + ":stranger"))
 
@@ -94,20 +99,30 @@ func metricsReaderRole() rbacv1.ClusterRole {
 }
 
 // scrape gets url as Prometheus does with a bearer token ("" for none).
-// The serving certificate is the operator's own, self-signed unless a
-// cluster gives it one, so it is not verified.
 func scrape(ctx context.Context, url, token string) (int, string) {
 	GinkgoHelper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	status, body, err := scrapeOnce(ctx, url, token)
 	Expect(err).NotTo(HaveOccurred())
+	return status, body
+}
+
+// scrapeOnce is scrape that returns its error. The serving certificate is the
+// operator's own, self-signed unless a cluster gives it one, so it is not
+// verified.
+func scrapeOnce(ctx context.Context, url, token string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
 	resp, err := c.Do(req)
-	Expect(err).NotTo(HaveOccurred())
+	if err != nil {
+		return 0, "", err
+	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	return resp.StatusCode, strings.TrimSpace(string(b))
+	return resp.StatusCode, strings.TrimSpace(string(b)), err
 }
