@@ -92,7 +92,12 @@ func ProfileMatches(have, want *unstructured.Unstructured, manager string) bool 
 	}
 	haveSpec, _, _ := unstructured.NestedMap(have.Object, "spec")
 	wantSpec, _, _ := unstructured.NestedMap(want.Object, "spec")
-	h := quotaHoldersOf(have, manager)
+	_, haveQuota := haveSpec["resourceQuotaSpec"]
+	_, wantQuota := wantSpec["resourceQuotaSpec"]
+	var h quotaHolders // no one holds a quota the Profile lacks
+	if haveQuota {
+		h = quotaHoldersOf(have, manager)
+	}
 	for k, v := range wantSpec {
 		if k == "resourceQuotaSpec" && h.byOthers {
 			// Parts someone else added are theirs: the operator's quota
@@ -106,7 +111,7 @@ func ProfileMatches(have, want *unstructured.Unstructured, manager string) bool 
 			return false
 		}
 	}
-	return !QuotaToRemove(have, want, manager)
+	return !quotaToRemove(haveQuota, wantQuota, h)
 }
 
 // covers reports whether have holds every field of want with its value.
@@ -154,8 +159,11 @@ func QuotaToRemove(have, want *unstructured.Unstructured, manager string) bool {
 	if !haveQuota || wantQuota {
 		return false
 	}
-	h := quotaHoldersOf(have, manager)
-	return (h.byUpdate || h.byApply) && !h.byOthers
+	return quotaToRemove(haveQuota, wantQuota, quotaHoldersOf(have, manager))
+}
+
+func quotaToRemove(haveQuota, wantQuota bool, h quotaHolders) bool {
+	return haveQuota && !wantQuota && (h.byUpdate || h.byApply) && !h.byOthers
 }
 
 // quotaHolders says who holds a part of a Profile's resourceQuotaSpec.
