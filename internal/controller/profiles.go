@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -545,20 +544,14 @@ func (r *Reconciler) writeProfile(ctx context.Context, have, want *unstructured.
 // removeQuota removes the resourceQuotaSpec the operator wrote when it
 // created the Profile, which its Update entry of the managed fields holds
 // and so no apply of the operator's can remove or shrink; the apply that
-// follows sets the quota the spec wants, if any, as its own. The patch holds only for
-// the version the pass read: a quota someone set since is not removed
-// unseen.
+// follows sets the quota the spec wants, if any, as its own. The patch
+// holds only for the version the pass read: a quota someone set since is
+// not removed unseen.
 func (r *Reconciler) removeQuota(ctx context.Context, have *unstructured.Unstructured) error {
-	u := desired.NewProfileObject()
-	u.SetName(have.GetName())
-	raw, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"resourceVersion": have.GetResourceVersion()},
-		"spec":     map[string]any{"resourceQuotaSpec": nil},
-	})
-	if err != nil {
-		return err
-	}
-	err = r.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(FieldOwner))
+	have = have.DeepCopy() // the cache's own copy; see listProfiles
+	patch := client.MergeFromWithOptions(have.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	unstructured.RemoveNestedField(have.Object, "spec", "resourceQuotaSpec")
+	err := r.Client.Patch(ctx, have, patch, client.FieldOwner(FieldOwner))
 	if apierrors.IsConflict(err) {
 		return fmt.Errorf("%w: Kubeflow Profile %s changed while the operator removed the resourceQuotaSpec it wrote; reading it again",
 			errProfileChanged, have.GetName())
