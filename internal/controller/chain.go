@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -129,10 +129,8 @@ func namedList(items []string) string {
 	if len(items) == 1 {
 		noun = "profile"
 	}
-	if len(items) <= maxNamedInEvent {
-		return fmt.Sprintf("%d %s (%s)", len(items), noun, strings.Join(items, "; "))
-	}
-	return fmt.Sprintf("%d %s (%s; and %d more)", len(items), noun, strings.Join(items[:maxNamedInEvent], "; "), len(items)-maxNamedInEvent)
+	// The caller cuts the whole note to size.
+	return fmt.Sprintf("%d %s (%s)", len(items), noun, joinSome(items, math.MaxInt))
 }
 
 // editors are the profiles' default-editor service accounts, by namespace,

@@ -78,29 +78,36 @@ func countedNote(messages []string) string {
 	if len(messages) == 1 {
 		return truncate(messages[0])
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d writes: ", len(messages))
+	prefix := fmt.Sprintf("%d writes: ", len(messages))
+	return truncate(prefix + joinSome(messages, maxMessage-len(prefix)))
+}
+
+// joinSome joins up to maxNamedInEvent items with "; " within budget
+// bytes, leaving room for "; and <k> more", which it adds when some are
+// left out: the one list of an Event's note.
+func joinSome(items []string, budget int) string {
 	// Room for "; and 9999 more".
 	const tail = 16
+	var b strings.Builder
 	named := 0
-	for _, m := range messages {
+	for _, item := range items {
 		sep := ""
 		if named > 0 {
 			sep = "; "
 		}
-		if named == maxNamedInEvent || b.Len()+len(sep)+len(m)+tail > maxMessage {
+		if named == maxNamedInEvent || b.Len()+len(sep)+len(item)+tail > budget {
 			break
 		}
-		b.WriteString(sep + m)
+		b.WriteString(sep + item)
 		named++
 	}
-	if rest := len(messages) - named; rest > 0 {
+	if rest := len(items) - named; rest > 0 {
 		if named > 0 {
 			b.WriteString("; ")
 		}
 		fmt.Fprintf(&b, "and %d more", rest)
 	}
-	return truncate(b.String())
+	return b.String()
 }
 
 type writeNote struct{ reason, action, note string }
